@@ -1,0 +1,82 @@
+"""User accounts: registration, login, the configured admin, and profiles."""
+
+from __future__ import annotations
+
+import logging
+
+from cyberhub import fairness
+from cyberhub.db import Database, DuplicateKeyError
+from cyberhub.errors import Conflict, Unauthorized
+from cyberhub.ids import new_id, now
+from cyberhub.models import FairPublic, UserPublic
+from cyberhub.security import Passwords
+
+log = logging.getLogger("cyberhub.accounts")
+
+
+def _new_user(username: str, password_hash: str, role: str) -> dict:
+    return {
+        "_id": new_id(),
+        "username": username,
+        "usernameLower": username.lower(),
+        "passwordHash": password_hash,
+        "role": role,
+        "balance": 0,
+        "pendingOps": [],
+        "casesOpened": 0,
+        "fair": fairness.new_seed_pair(),
+        "createdAt": now(),
+    }
+
+
+async def register(db: Database, passwords: Passwords, *, username: str, password: str) -> dict:
+    user = _new_user(username, await passwords.hash(password), "user")
+    try:
+        await db.users.insert_one(user)
+    except DuplicateKeyError:
+        raise Conflict("Username is already taken", code="username_taken") from None
+    return user
+
+
+async def authenticate(db: Database, passwords: Passwords, *, username: str, password: str) -> dict:
+    user = await db.users.find_one({"usernameLower": username.lower()})
+    if not await passwords.verify(user["passwordHash"] if user else None, password):
+        raise Unauthorized("Wrong username or password", code="invalid_credentials")
+    return user
+
+
+async def ensure_admin(db: Database, passwords: Passwords, *, username: str, password: str) -> None:
+    """Make the configured admin exist: created, or promoted and its password reset."""
+    password_hash = await passwords.hash(password)
+    result = await db.users.update_one(
+        {"usernameLower": username.lower()}, {"$set": {"passwordHash": password_hash, "role": "admin"}}
+    )
+    if result.matched_count:
+        log.info("Admin account %r updated from settings", username)
+        return
+    try:
+        await db.users.insert_one(_new_user(username, password_hash, "admin"))
+        log.info("Admin account %r created from settings", username)
+    except DuplicateKeyError:  # created concurrently by another process: update it instead
+        await ensure_admin(db, passwords, username=username, password=password)
+
+
+async def get_user(db: Database, user_id: str) -> dict | None:
+    return await db.users.find_one({"_id": user_id}, projection={"passwordHash": 0})
+
+
+def public_fair(fair: dict) -> FairPublic:
+    return FairPublic(server_seed_hash=fair["serverSeedHash"], client_seed=fair["clientSeed"], nonce=fair["nonce"])
+
+
+async def public_profile(db: Database, user: dict) -> UserPublic:
+    owned = await db.inventory.count_documents({"userId": user["_id"], "status": "owned"})
+    return UserPublic(
+        id=user["_id"],
+        username=user["username"],
+        role=user["role"],
+        balance=user["balance"],
+        cases_opened=user.get("casesOpened", 0),
+        items_owned=owned,
+        fair=public_fair(user["fair"]),
+    )

@@ -1,0 +1,234 @@
+"""Pydantic shapes: request bodies (strict, closed to unknown fields) and the
+public documents the API returns. camelCase on the wire, as the frontend expects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+MAX_PRICE = 100_000_000_000  # minor units; keeps every sum far inside int64
+MAX_WEIGHT = 1_000_000_000
+MAX_ITEMS = 100
+
+Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{3,32}$")]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Rarity = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+ImageUrl = Annotated[str, StringConstraints(max_length=2048)]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+ClientSeed = Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e]{1,64}$")]
+
+
+class RequestModel(BaseModel):
+    """Base of every request body: camelCase only, unknown fields refused, no coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel, validate_by_name=False)
+
+
+class PublicModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, serialize_by_alias=True, validate_by_name=True)
+
+
+# --- requests ---------------------------------------------------------------
+
+
+class Credentials(RequestModel):
+    username: Username
+    password: Password
+
+
+class CaseItemInput(RequestModel):
+    name: Name
+    rarity: Rarity
+    price: int = Field(ge=0, le=MAX_PRICE)
+    weight: int = Field(gt=0, le=MAX_WEIGHT)
+    image: ImageUrl | None = None
+
+
+class CaseInput(RequestModel):
+    name: Name
+    price: int = Field(gt=0, le=MAX_PRICE)
+    image: ImageUrl | None = None
+    items: list[CaseItemInput] = Field(min_length=1, max_length=MAX_ITEMS)
+
+
+class OpenCaseRequest(RequestModel):
+    case_id: Identifier
+
+
+class ClaimRequest(RequestModel):
+    item_id: Identifier
+
+
+class ClientSeedRequest(RequestModel):
+    client_seed: ClientSeed
+
+
+class PaymentCallback(RequestModel):
+    payment_id: Identifier
+    user_id: Identifier
+    amount: int = Field(gt=0)
+    currency: Annotated[str, StringConstraints(min_length=1, max_length=8)]
+    status: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+# --- public shapes ------------------------------------------------------------
+
+
+class FairPublic(PublicModel):
+    server_seed_hash: str
+    client_seed: str
+    nonce: int
+
+
+class FairRevealed(FairPublic):
+    server_seed: str
+
+
+class UserPublic(PublicModel):
+    id: str
+    username: str
+    role: Literal["user", "admin"]
+    balance: int
+    cases_opened: int
+    items_owned: int
+    fair: FairPublic
+
+
+class CaseItemPublic(PublicModel):
+    id: str
+    name: str
+    rarity: str
+    price: int
+    weight: int
+    chance: float
+    image: str | None
+
+
+class CasePublic(PublicModel):
+    id: str
+    name: str
+    price: int
+    image: str | None
+    version: int
+    items: list[CaseItemPublic]
+    expected_value: float
+    rtp: float
+
+
+class InventoryItemPublic(PublicModel):
+    id: str
+    name: str
+    rarity: str
+    price: int
+    image: str | None
+    case_id: str
+    case_version: int
+    status: Literal["owned", "sold"]
+    won_at: datetime
+    sold_at: datetime | None = None
+
+
+class DropItem(PublicModel):
+    name: str
+    rarity: str
+    price: int
+    image: str | None
+
+
+class DropPublic(PublicModel):
+    username: str
+    item: DropItem
+    case_id: str
+    case_name: str
+    at: datetime | None = None
+
+
+# --- responses ----------------------------------------------------------------
+
+
+class Envelope(PublicModel):
+    success: Literal[True] = True
+
+
+class ErrorDetail(PublicModel):
+    field: str
+    message: str
+
+
+class ErrorResponse(PublicModel):
+    success: Literal[False] = False
+    error: str
+    code: str
+    details: list[ErrorDetail] | None = None
+
+
+class AuthResponse(Envelope):
+    token: str
+    user: UserPublic
+
+
+class ProfileResponse(Envelope):
+    user: UserPublic
+
+
+class CaseListResponse(Envelope):
+    cases: list[CasePublic]
+
+
+class CaseResponse(Envelope):
+    case: CasePublic
+
+
+class OpenCaseResponse(Envelope):
+    item: InventoryItemPublic
+    balance: int
+    fair: FairPublic
+
+
+class InventoryResponse(Envelope):
+    items: list[InventoryItemPublic]
+    next_cursor: str | None
+
+
+class ClaimResponse(Envelope):
+    item_id: str
+    amount: int
+    balance: int
+
+
+class PaymentResponse(Envelope):
+    duplicate: bool
+
+
+class FairResponse(Envelope):
+    fair: FairPublic
+
+
+class FairRotateResponse(Envelope):
+    previous: FairRevealed
+    fair: FairPublic
+
+
+class VerifyResponse(Envelope):
+    roll: float
+    ticket: int
+    item: CaseItemPublic
+
+
+class PublicStatsResponse(Envelope):
+    users: int
+    cases_opened: int
+    items_sold: int
+    online: int
+    recent_drops: list[DropPublic]
+
+
+class HealthResponse(PublicModel):
+    status: Literal["ok", "degraded"]
+    websocket: str
+    clients: int
+    timestamp: str

@@ -1,0 +1,110 @@
+"""Opening a case: debit the price, draw provably fairly, add the item.
+
+Steps (docs/MONEY.md): (1) an operation record holding the whole plan — the
+case version, the seed pair and nonce, and the drawn item — is written first;
+(2) one atomic update debits the price, advances the nonce and marks the
+operation on the user, but only if the balance covers the price and the seed
+pair and nonce are still the ones the draw used; (3) inventory item, opening
+record and ledger entry, all keyed by the operation id; (4) the marker is
+removed and the operation closed. `complete` finishes steps 3–4 and is what
+recovery re-runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cyberhub import catalogue, fairness, operations, wallet
+from cyberhub.db import Database, insert_once
+from cyberhub.errors import Conflict, NotFound
+from cyberhub.models import FairPublic
+
+KIND = "open"
+
+
+@dataclass(frozen=True)
+class OpenResult:
+    item: dict  # the inventory document
+    balance: int
+    fair: FairPublic
+    drop: dict  # the public drop:new payload
+
+
+def _plan(case: dict, user: dict) -> dict:
+    version = catalogue.snapshot(case)
+    fair = user["fair"]
+    drawn = fairness.draw(fair["serverSeed"], fair["clientSeed"], fair["nonce"],
+                          [i["weight"] for i in version["items"]])
+    return {
+        "caseId": case["_id"], "caseVersion": case["version"], "caseName": case["name"],
+        "price": case["price"], "username": user["username"],
+        "serverSeedHash": fair["serverSeedHash"], "clientSeed": fair["clientSeed"], "nonce": fair["nonce"],
+        "roll": drawn.roll, "ticket": drawn.ticket, "itemIndex": drawn.index,
+        "item": version["items"][drawn.index],
+    }
+
+
+async def open_case(db: Database, *, user_id: str, case_id: str, op_id: str) -> OpenResult:
+    case = await catalogue.get_active(db, case_id)
+    user = await db.users.find_one({"_id": user_id}, projection=wallet.USER_FIELDS)
+    if user is None:
+        raise NotFound("User not found", code="user_not_found")
+    began = False
+    while True:
+        if user["balance"] < case["price"]:
+            if began:
+                await operations.discard(db, op_id)
+            raise Conflict("Insufficient balance", code="insufficient_balance")
+        plan = _plan(case, user)
+        if began:
+            await operations.replan(db, op_id, **plan)
+        else:
+            await operations.begin(db, op_id, kind=KIND, user_id=user_id, **plan)
+            began = True
+        after = await wallet.move(
+            db, user_id=user_id, op_id=op_id, delta=-case["price"],
+            guard={"fair.serverSeedHash": plan["serverSeedHash"], "fair.nonce": plan["nonce"]},
+            also_inc={"fair.nonce": 1, "casesOpened": 1},
+        )
+        if after is not None:
+            break
+        # Lost a race (another opening took this nonce, the seed rotated, or
+        # the balance dropped): re-read and draw again with the fresh state.
+        user = await db.users.find_one({"_id": user_id}, projection=wallet.USER_FIELDS)
+    op = await operations.get(db, op_id)
+    assert op is not None
+    return await complete(db, op, balance_after=after["balance"])
+
+
+def inventory_item(op: dict) -> dict:
+    item = op["item"]
+    return {
+        "_id": op["_id"], "userId": op["userId"], "caseId": op["caseId"], "caseVersion": op["caseVersion"],
+        "catalogueItemId": item["id"], "name": item["name"], "rarity": item["rarity"], "price": item["price"],
+        "image": item.get("image"), "status": "owned", "wonAt": op["createdAt"], "openingId": op["_id"],
+    }
+
+
+def drop_payload(op: dict) -> dict:
+    item = op["item"]
+    return {
+        "username": op["username"],
+        "item": {"name": item["name"], "rarity": item["rarity"], "price": item["price"], "image": item.get("image")},
+        "caseId": op["caseId"], "caseName": op["caseName"],
+    }
+
+
+async def complete(db: Database, op: dict, *, balance_after: int | None) -> OpenResult:
+    """Steps 3–4 for an opening whose debit has happened (idempotent)."""
+    item = inventory_item(op)
+    await insert_once(db.inventory, item)
+    opening = {k: op[k] for k in ("userId", "username", "caseId", "caseName", "caseVersion", "price",
+                                  "serverSeedHash", "clientSeed", "nonce", "roll", "ticket", "itemIndex", "item")}
+    await insert_once(db.openings, {"_id": op["_id"], **opening, "itemId": op["_id"], "createdAt": op["createdAt"]})
+    await wallet.record(db, op_id=op["_id"], user_id=op["userId"], delta=-op["price"], reason="case_open",
+                        ref_id=op["caseId"], balance_after=balance_after)
+    await wallet.release(db, user_id=op["userId"], op_id=op["_id"])
+    await operations.finish(db, op["_id"])
+    balance = balance_after if balance_after is not None else await wallet.balance_of(db, op["userId"])
+    fair = FairPublic(server_seed_hash=op["serverSeedHash"], client_seed=op["clientSeed"], nonce=op["nonce"])
+    return OpenResult(item=item, balance=balance, fair=fair, drop=drop_payload(op))

@@ -1,0 +1,125 @@
+"""Payment provider webhook: signature check, audit trail, credit exactly once.
+
+Signature (Stripe style): `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(
+secret, "<t>.<raw body>")>`, compared in constant time and refused outside the
+tolerance window. Only `status == "succeeded"` credits, and a payment id
+credits at most once: its operation id is "pay:<paymentId>". Every delivery,
+refused ones included, is stored in `payment_deliveries` with its outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+
+from cyberhub import operations, wallet
+from cyberhub.db import Database, DuplicateKeyError
+from cyberhub.errors import AppError, BadRequest, NotFound, Unauthorized
+from cyberhub.ids import new_id, now
+from cyberhub.models import PaymentCallback
+from cyberhub.validation import parse_json
+
+log = logging.getLogger("cyberhub.payments")
+
+KIND = "payment"
+SUCCEEDED = "succeeded"
+AUDIT_BODY_LIMIT = 64 * 1024
+
+
+def sign(secret: str, raw_body: bytes, timestamp: int) -> str:
+    """The header value the provider sends (also used by tests and tools)."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + raw_body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_signature(header: str | None, raw_body: bytes, *, secret: str, now_ts: int, tolerance: int) -> None:
+    if not header:
+        raise Unauthorized("Missing X-Signature header", code="invalid_signature")
+    timestamp, candidates = None, []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit():
+            timestamp = int(value)
+        elif key == "v1":
+            candidates.append(value)
+    if timestamp is None or not candidates:
+        raise Unauthorized("Malformed X-Signature header", code="invalid_signature")
+    expected = sign(secret, raw_body, timestamp).split("v1=", 1)[1]
+    if not any(hmac.compare_digest(expected.encode(), c.encode()) for c in candidates):
+        raise Unauthorized("Signature does not match", code="invalid_signature")
+    if abs(now_ts - timestamp) > tolerance:
+        raise Unauthorized("Signature timestamp outside the allowed window", code="signature_expired")
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    duplicate: bool
+    credited_user: str | None = None  # set when this delivery moved money
+
+
+@dataclass(frozen=True)
+class PaymentRules:
+    secret: str
+    tolerance_seconds: int
+    currency: str
+    max_amount: int
+
+
+async def handle_delivery(
+    db: Database, *, raw_body: bytes, signature: str | None, rules: PaymentRules, remote_ip: str
+) -> DeliveryResult:
+    delivery_id = new_id()
+    received = now()
+    await db.payment_deliveries.insert_one({
+        "_id": delivery_id, "receivedAt": received, "remoteIp": remote_ip,
+        "signature": (signature or "")[:512], "body": raw_body[:AUDIT_BODY_LIMIT].decode("utf-8", "replace"),
+        "outcome": "processing",
+    })
+    outcome, fields = "error", {}
+    try:
+        verify_signature(signature, raw_body, secret=rules.secret, now_ts=int(received.timestamp()),
+                         tolerance=rules.tolerance_seconds)
+        body = parse_json(raw_body, PaymentCallback)
+        fields = {"paymentId": body.payment_id, "userId": body.user_id, "amount": body.amount,
+                  "currency": body.currency, "status": body.status}
+        result, outcome = await _apply(db, body, rules)
+        return result
+    except AppError as exc:
+        outcome = f"rejected:{exc.code}"
+        raise
+    finally:
+        await db.payment_deliveries.update_one(
+            {"_id": delivery_id}, {"$set": {"outcome": outcome, "doneAt": now(), **fields}}
+        )
+
+
+async def _apply(db: Database, body: PaymentCallback, rules: PaymentRules) -> tuple[DeliveryResult, str]:
+    if body.currency != rules.currency:
+        raise BadRequest(f"Unsupported currency {body.currency!r}; expected {rules.currency}",
+                         code="unsupported_currency")
+    if body.amount > rules.max_amount:
+        raise BadRequest(f"Amount exceeds the maximum of {rules.max_amount}", code="amount_too_large")
+    if body.status != SUCCEEDED:
+        return DeliveryResult(duplicate=False), f"recorded:{body.status}"
+    if await db.users.find_one({"_id": body.user_id}, projection={"_id": 1}) is None:
+        raise NotFound("Unknown userId", code="user_not_found")
+    op_id = f"pay:{body.payment_id}"
+    try:
+        op = await operations.begin(db, op_id, kind=KIND, user_id=body.user_id, paymentId=body.payment_id,
+                                    amount=body.amount, currency=body.currency)
+    except DuplicateKeyError:
+        first = await operations.get(db, op_id) or {}
+        if first.get("userId") != body.user_id or first.get("amount") != body.amount:
+            log.warning("Payment %s repeated with a different user or amount; not credited", body.payment_id)
+            return DeliveryResult(duplicate=True), "duplicate_mismatch"
+        return DeliveryResult(duplicate=True), "duplicate"
+    await complete_payment(db, op)
+    return DeliveryResult(duplicate=False, credited_user=body.user_id), "credited"
+
+
+async def complete_payment(db: Database, op: dict) -> None:
+    await wallet.credit_once(db, user_id=op["userId"], op_id=op["_id"], amount=op["amount"],
+                             reason="payment", ref_id=op["paymentId"])
+    await operations.finish(db, op["_id"])

@@ -1,0 +1,46 @@
+"""Each user's provably-fair seed pair: read, rotate, change the client seed.
+
+Rotation is a compare-and-set on the current seed hash and nonce, so it can
+never reveal a seed while reporting a nonce an opening has since advanced.
+The revealed pair is kept on the user (`fairHistory`, last 100) in the same
+atomic update, so a crash cannot lose a revealed seed.
+"""
+
+from __future__ import annotations
+
+from cyberhub import fairness
+from cyberhub.db import Database, ReturnDocument
+from cyberhub.errors import NotFound
+from cyberhub.ids import now
+from cyberhub.models import FairPublic, FairRevealed
+
+HISTORY_LIMIT = 100
+
+
+async def current(db: Database, user_id: str) -> dict:
+    user = await db.users.find_one({"_id": user_id}, projection={"fair": 1})
+    if user is None:
+        raise NotFound("User not found", code="user_not_found")
+    return user["fair"]
+
+
+async def rotate(db: Database, *, user_id: str, client_seed: str | None = None) -> tuple[FairRevealed, FairPublic]:
+    """Reveal the current server seed and commit a new one (nonce back to 0)."""
+    while True:
+        old = await current(db, user_id)
+        new = fairness.new_seed_pair(client_seed if client_seed is not None else old["clientSeed"])
+        revealed = {**old, "revealedAt": now()}
+        updated = await db.users.find_one_and_update(
+            {"_id": user_id, "fair.serverSeedHash": old["serverSeedHash"], "fair.nonce": old["nonce"]},
+            {"$set": {"fair": new}, "$push": {"fairHistory": {"$each": [revealed], "$slice": -HISTORY_LIMIT}}},
+            projection={"fair": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        if updated is not None:
+            previous = FairRevealed(server_seed=old["serverSeed"], server_seed_hash=old["serverSeedHash"],
+                                    client_seed=old["clientSeed"], nonce=old["nonce"])
+            return previous, public(updated["fair"])
+
+
+def public(fair: dict) -> FairPublic:
+    return FairPublic(server_seed_hash=fair["serverSeedHash"], client_seed=fair["clientSeed"], nonce=fair["nonce"])

@@ -1,0 +1,124 @@
+"""Start-up and graceful shutdown, shared by run.py and the test suite."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from typing import Any
+
+import tornado.httpserver
+import tornado.netutil
+
+from cyberhub import accounts, recovery
+from cyberhub import db as dbmod
+from cyberhub.app import make_app
+from cyberhub.realtime import Notifier, create_socket_server
+from cyberhub.security import Passwords, Tokens
+from cyberhub.services import Services
+from settings import Settings
+
+log = logging.getLogger("cyberhub.server")
+
+# Bodies above MAX_BODY_BYTES are read and dropped (then refused with 413);
+# above this the connection itself is dropped.
+MAX_READ_BYTES = 16 * 1024 * 1024
+
+
+def build_services(settings: Settings, database: Any) -> Services:
+    tokens = Tokens(settings.jwt_key, settings.jwt_ttl_seconds)
+    sio = create_socket_server(
+        tokens=tokens,
+        cors_origins=settings.cors_origin_list,
+        ping_interval=settings.socket_ping_interval,
+        ping_timeout=settings.socket_ping_timeout,
+        max_buffer_bytes=settings.socket_max_buffer_bytes,
+        redis_url=settings.redis_url,
+    )
+    passwords = Passwords(
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+    )
+    return Services(settings=settings, db=database, tokens=tokens, passwords=passwords, sio=sio,
+                    notifier=Notifier(sio))
+
+
+async def wait_for_database(database: Any, limit_seconds: float) -> None:
+    deadline = asyncio.get_running_loop().time() + limit_seconds
+    while True:
+        try:
+            await dbmod.ping(database)
+            return
+        except dbmod.PyMongoError as exc:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise
+            log.warning("Waiting for the database: %s", exc)
+            await asyncio.sleep(1.0)
+
+
+async def bootstrap(services: Services) -> None:
+    """Indexes, the configured admin, and a recovery pass — before listening."""
+    settings = services.settings
+    await dbmod.ensure_indexes(services.db, idempotency_ttl_seconds=settings.idempotency_ttl_hours * 3600)
+    if settings.admin_username and settings.admin_password:
+        await accounts.ensure_admin(
+            services.db, services.passwords,
+            username=settings.admin_username, password=settings.admin_password.get_secret_value(),
+        )
+    await recovery.recover_and_notify(services, grace_seconds=settings.recovery_grace_seconds)
+
+
+class Server:
+    """A listening CyberHub server on the current IOLoop."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.http = tornado.httpserver.HTTPServer(
+            make_app(services), max_body_size=MAX_READ_BYTES, idle_connection_timeout=60
+        )
+        self.sockets: list[socket.socket] = []
+        self._recovery_task: asyncio.Task | None = None
+
+    @property
+    def port(self) -> int:
+        return self.sockets[0].getsockname()[1]
+
+    def listen(self, port: int, host: str) -> None:
+        self.sockets = tornado.netutil.bind_sockets(port, host)
+        self.http.add_sockets(self.sockets)
+        self._recovery_task = asyncio.create_task(self._recovery_loop())
+
+    async def _recovery_loop(self) -> None:
+        settings = self.services.settings
+        while True:
+            await asyncio.sleep(settings.recovery_interval_seconds)
+            try:
+                await recovery.recover_and_notify(self.services, grace_seconds=settings.recovery_grace_seconds)
+            except dbmod.PyMongoError as exc:
+                log.warning("Recovery pass skipped, database error: %s", exc)
+
+    async def shutdown(self) -> None:
+        """Stop accepting, finish in-flight requests, tell sockets, then stop."""
+        settings = self.services.settings
+        log.info("Shutting down: no new connections; waiting for %d request(s)", self.services.inflight.count)
+        self.http.stop()
+        if self._recovery_task:
+            self._recovery_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery_task
+        if not await self.services.inflight.wait_idle(settings.shutdown_timeout_seconds):
+            log.error("Shutdown timeout: %d request(s) still running", self.services.inflight.count)
+        await self.services.sio.shutdown()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.http.close_all_connections(), 5)
+        log.info("Shutdown complete")
+
+
+async def start(settings: Settings, database: Any, *, port: int | None = None, host: str | None = None) -> Server:
+    services = build_services(settings, database)
+    await bootstrap(services)
+    server = Server(services)
+    server.listen(settings.port if port is None else port, settings.host if host is None else host)
+    return server

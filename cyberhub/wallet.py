@@ -1,0 +1,75 @@
+"""The wallet: the only code that changes a balance.
+
+A balance change is one atomic conditional update of the user document that
+also pushes the operation id into `pendingOps`; the filter refuses it when the
+balance would go below zero or the operation was already applied. Every change
+gets a ledger entry whose `_id` is the operation id, so writing it twice is
+harmless. Invariant: balance == Σ ledger deltas once no operation is pending.
+"""
+
+from __future__ import annotations
+
+from cyberhub.db import Database, ReturnDocument, insert_once
+from cyberhub.ids import now
+
+USER_FIELDS = {"balance": 1, "fair": 1, "username": 1}
+
+
+async def move(
+    db: Database,
+    *,
+    user_id: str,
+    op_id: str,
+    delta: int,
+    guard: dict | None = None,
+    also_inc: dict | None = None,
+) -> dict | None:
+    """Apply `delta` once for `op_id`. Returns the user after the change, or
+    None when refused (funds, already applied, or `guard` no longer holds)."""
+    flt: dict = {"_id": user_id, "pendingOps": {"$ne": op_id}}
+    if delta < 0:
+        flt["balance"] = {"$gte": -delta}
+    flt.update(guard or {})
+    return await db.users.find_one_and_update(
+        flt,
+        {"$inc": {"balance": delta, **(also_inc or {})}, "$push": {"pendingOps": op_id}},
+        projection=USER_FIELDS,
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+async def record(
+    db: Database, *, op_id: str, user_id: str, delta: int, reason: str, ref_id: str, balance_after: int | None
+) -> None:
+    """The ledger entry of an applied move (idempotent). `balance_after` is None
+    when recovery completes a move whose resulting balance was not captured."""
+    entry = {"_id": op_id, "userId": user_id, "delta": delta, "reason": reason, "refId": ref_id,
+             "balanceAfter": balance_after, "createdAt": now()}
+    await insert_once(db.ledger, entry)
+
+
+async def release(db: Database, *, user_id: str, op_id: str) -> None:
+    await db.users.update_one({"_id": user_id}, {"$pull": {"pendingOps": op_id}})
+
+
+async def is_applied(db: Database, *, user_id: str, op_id: str) -> bool:
+    """Did the move of `op_id` happen? (marker still on the user, or ledger written)"""
+    if await db.ledger.find_one({"_id": op_id}, projection={"_id": 1}) is not None:
+        return True
+    return await db.users.find_one({"_id": user_id, "pendingOps": op_id}, projection={"_id": 1}) is not None
+
+
+async def credit_once(db: Database, *, user_id: str, op_id: str, amount: int, reason: str, ref_id: str) -> None:
+    """Credit `amount` exactly once for `op_id`, however often this is re-run."""
+    if await db.ledger.find_one({"_id": op_id}, projection={"_id": 1}) is None:
+        after = await move(db, user_id=user_id, op_id=op_id, delta=amount)
+        if after is None and not await is_applied(db, user_id=user_id, op_id=op_id):
+            raise LookupError(f"cannot credit operation {op_id}: user {user_id} not found")
+        await record(db, op_id=op_id, user_id=user_id, delta=amount, reason=reason, ref_id=ref_id,
+                     balance_after=after["balance"] if after else None)
+    await release(db, user_id=user_id, op_id=op_id)
+
+
+async def balance_of(db: Database, user_id: str) -> int:
+    user = await db.users.find_one({"_id": user_id}, projection={"balance": 1})
+    return user["balance"] if user else 0

@@ -1,0 +1,183 @@
+"""BaseHandler: JSON in and out, authentication, CORS, and the one write_error.
+
+Bodies are streamed so that one over 1 MiB is counted and dropped rather than
+buffered, then refused with 413 once it has been read (closing early would
+make many clients lose the response).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import tornado.web
+from pydantic import BaseModel
+
+from cyberhub import accounts
+from cyberhub.db import PyMongoError, is_unavailable_error
+from cyberhub.errors import (
+    AppError,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+    error_for_status,
+)
+from cyberhub.ids import new_id
+from cyberhub.security import bearer_token
+from cyberhub.validation import parse_json
+
+if TYPE_CHECKING:
+    from cyberhub.services import Services
+
+log = logging.getLogger("cyberhub.http")
+
+MAX_BODY_BYTES = 1024 * 1024
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+M = TypeVar("M", bound=BaseModel)
+
+
+@tornado.web.stream_request_body
+class BaseHandler(tornado.web.RequestHandler):
+    # None: public; "user": any logged-in user; "admin": admins only.
+    required_role: ClassVar[str | None] = None
+
+    def initialize(self) -> None:
+        self._chunks: list[bytes] = []
+        self._received = 0
+        self._too_large = False
+        incoming = self.request.headers.get("X-Request-Id", "")
+        self.request_id = incoming if REQUEST_ID.match(incoming) else new_id()[:16]
+        self.set_header("X-Request-Id", self.request_id)
+        self.user: dict | None = None
+
+    # --- services --------------------------------------------------------------
+    @property
+    def services(self) -> Services:
+        return self.application.settings["services"]
+
+    @property
+    def db(self) -> Any:
+        return self.services.db
+
+    @property
+    def notifier(self) -> Any:
+        return self.services.notifier
+
+    # --- request lifecycle -----------------------------------------------------
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        if hasattr(self, "request_id"):
+            self.set_header("X-Request-Id", self.request_id)
+        origin = self.request.headers.get("Origin")
+        if origin and self.services.cors_allows(origin):
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Access-Control-Allow-Credentials", "true")
+            self.set_header("Access-Control-Expose-Headers", "Retry-After, X-Request-Id")
+            self.set_header("Vary", "Origin")
+
+    async def prepare(self) -> None:
+        self.services.inflight.enter()
+        declared = self.request.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            self._too_large = True
+        if self.request.method != "OPTIONS" and self.required_role:
+            await self._authenticate()
+
+    def on_finish(self) -> None:
+        self.services.inflight.leave()
+
+    def data_received(self, chunk: bytes) -> None:
+        self._received += len(chunk)
+        if self._received > MAX_BODY_BYTES:
+            self._too_large = True
+            self._chunks.clear()
+        elif not self._too_large:
+            self._chunks.append(chunk)
+
+    async def options(self, *args: Any) -> None:
+        """CORS preflight."""
+        self.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS")
+        self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, X-Request-Id")
+        self.set_header("Access-Control-Max-Age", "600")
+        self.set_status(204)
+        self.finish()
+
+    # --- auth ------------------------------------------------------------------
+    async def _authenticate(self) -> None:
+        token = bearer_token(self.request.headers.get("Authorization"))
+        if token is None:
+            raise Unauthorized("Missing bearer token", code="missing_token")
+        claims = self.services.tokens.decode(token)
+        user = await accounts.get_user(self.db, claims.user_id)
+        if user is None:
+            raise Unauthorized("The token's user does not exist", code="invalid_token")
+        if self.required_role == "admin" and user["role"] != "admin":
+            raise Forbidden("Admin role required", code="admin_required")
+        self.user = user
+        self.current_user = user
+
+    @property
+    def user_id(self) -> str:
+        assert self.user is not None
+        return self.user["_id"]
+
+    # --- bodies ----------------------------------------------------------------
+    @property
+    def raw_body(self) -> bytes:
+        if self._too_large:
+            raise PayloadTooLarge()
+        return b"".join(self._chunks)
+
+    def parse_body(self, model: type[M]) -> M:
+        return parse_json(self.raw_body, model)
+
+    def write_json(self, payload: BaseModel | dict, status: int = 200) -> None:
+        if isinstance(payload, BaseModel):
+            text = payload.model_dump_json(by_alias=True)
+        else:
+            text = json.dumps(payload, separators=(",", ":"), default=str)
+        self.set_status(status)
+        self.finish(text)
+
+    # --- errors ----------------------------------------------------------------
+    def _as_app_error(self, exc: BaseException | None, status_code: int) -> AppError:
+        if isinstance(exc, AppError):
+            return exc
+        if isinstance(exc, tornado.web.HTTPError):
+            return error_for_status(exc.status_code, exc.log_message if exc.status_code < 500 else None)
+        if exc is not None and is_unavailable_error(exc):
+            return ServiceUnavailable()
+        return error_for_status(status_code) if status_code < 500 else AppError()
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        err = self._as_app_error(exc, status_code)
+        self.set_status(err.status)
+        for name, value in err.headers.items():
+            self.set_header(name, value)
+        self.finish(json.dumps(err.envelope()))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, AppError | tornado.web.HTTPError):
+            return  # expected outcomes: the access line records them
+        if value is not None and is_unavailable_error(value):
+            log.warning("Database unavailable during %s %s: %s", self.request.method, self.request.path, value)
+            return
+        if isinstance(value, PyMongoError):
+            log.error("Database error during %s %s: %r", self.request.method, self.request.path, value)
+            return
+        log.error("Unhandled error in %s %s", self.request.method, self.request.path, exc_info=(typ, value, tb))
+
+
+class NotFoundHandler(BaseHandler):
+    """Any path no route matches."""
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        if self.request.method != "OPTIONS":
+            raise NotFound(f"No such endpoint: {self.request.method} {self.request.path}", code="route_not_found")

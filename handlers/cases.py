@@ -1,0 +1,45 @@
+"""Catalogue: GET /api/cases (public) and the admin case endpoints."""
+
+from __future__ import annotations
+
+from cyberhub import catalogue
+from cyberhub.models import CaseInput, CaseListResponse, CaseResponse, Envelope
+from handlers.base import BaseHandler
+
+
+class CaseListHandler(BaseHandler):
+    async def get(self) -> None:
+        cases = await catalogue.list_active(self.db)
+        self.write_json(CaseListResponse(cases=[catalogue.public_case(c) for c in cases]))
+
+
+class AdminCaseCreateHandler(BaseHandler):
+    required_role = "admin"
+
+    async def post(self) -> None:
+        data = self.parse_body(CaseInput)
+        case = await catalogue.create_case(self.db, data, admin_id=self.user_id)
+        await self.notifier.cases_updated()
+        self.write_json(CaseResponse(case=catalogue.public_case(case)), 201)
+
+
+class AdminCaseHandler(BaseHandler):
+    required_role = "admin"
+
+    async def put(self, case_id: str) -> None:
+        data = self.parse_body(CaseInput)
+        case = await catalogue.replace_case(self.db, case_id, data)
+        await self.notifier.cases_updated()
+        self.write_json(CaseResponse(case=catalogue.public_case(case)))
+
+    async def delete(self, case_id: str) -> None:
+        await catalogue.delete_case(self.db, case_id)
+        await self.notifier.cases_updated()
+        self.write_json(Envelope())
+
+
+default_handlers = [
+    (r"/api/cases", CaseListHandler),
+    (r"/api/admin/cases", AdminCaseCreateHandler),
+    (r"/api/admin/cases/([^/]+)", AdminCaseHandler),
+]

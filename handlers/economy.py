@@ -1,0 +1,71 @@
+"""POST /api/cases/open, GET /api/inventory, POST /api/inventory/claim."""
+
+from __future__ import annotations
+
+from cyberhub import idempotency, inventory, openings
+from cyberhub.errors import BadRequest
+from cyberhub.ids import new_id
+from cyberhub.models import ClaimRequest, ClaimResponse, InventoryResponse, OpenCaseRequest, OpenCaseResponse
+from handlers.base import BaseHandler
+
+DEFAULT_PAGE, MAX_PAGE = 50, 100
+
+
+class OpenCaseHandler(BaseHandler):
+    required_role = "user"
+
+    async def post(self) -> None:
+        body = self.parse_body(OpenCaseRequest)
+        key = self.request.headers.get("Idempotency-Key")
+        if key is None:
+            status, payload = await self._open(body.case_id, None)
+            self.write_json(payload, status)
+            return
+        (status, payload), _replayed = await idempotency.run_once(
+            self.db,
+            user_id=self.user_id,
+            key=idempotency.check_key(key),
+            fingerprint=idempotency.request_hash("POST", self.request.path, self.raw_body),
+            action=lambda op_id: self._open(body.case_id, op_id),
+            wait_seconds=self.services.settings.idempotency_wait_seconds,
+        )
+        self.write_json(payload, status)
+
+    async def _open(self, case_id: str, op_id: str | None) -> tuple[int, dict]:
+        result = await openings.open_case(self.db, user_id=self.user_id, case_id=case_id, op_id=op_id or new_id())
+        await self.notifier.balance_updated(self.user_id, result.balance)
+        await self.notifier.inventory_updated(self.user_id)
+        await self.notifier.drop_new(result.drop)
+        response = OpenCaseResponse(item=inventory.public_item(result.item), balance=result.balance, fair=result.fair)
+        return 200, response.model_dump(mode="json", by_alias=True)
+
+
+class InventoryHandler(BaseHandler):
+    required_role = "user"
+
+    async def get(self) -> None:
+        limit_arg = self.get_query_argument("limit", str(DEFAULT_PAGE))
+        if not limit_arg.isdigit() or not 1 <= int(limit_arg) <= MAX_PAGE:
+            raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}", code="invalid_limit")
+        docs, next_cursor = await inventory.list_items(
+            self.db, user_id=self.user_id, limit=int(limit_arg), cursor=self.get_query_argument("cursor", None)
+        )
+        self.write_json(InventoryResponse(items=[inventory.public_item(d) for d in docs], next_cursor=next_cursor))
+
+
+class ClaimHandler(BaseHandler):
+    required_role = "user"
+
+    async def post(self) -> None:
+        body = self.parse_body(ClaimRequest)
+        sale = await inventory.claim(self.db, user_id=self.user_id, item_id=body.item_id)
+        await self.notifier.balance_updated(self.user_id, sale.balance)
+        await self.notifier.inventory_updated(self.user_id)
+        self.write_json(ClaimResponse(item_id=sale.item_id, amount=sale.amount, balance=sale.balance))
+
+
+default_handlers = [
+    (r"/api/cases/open", OpenCaseHandler),
+    (r"/api/inventory", InventoryHandler),
+    (r"/api/inventory/claim", ClaimHandler),
+]

@@ -1,0 +1,74 @@
+"""Provably fair: GET /api/fair, POST /api/fair/rotate, POST /api/fair/client-seed,
+GET /api/fair/verify (public)."""
+
+from __future__ import annotations
+
+import re
+
+from cyberhub import catalogue, fairness, seeds
+from cyberhub.errors import BadRequest
+from cyberhub.models import ClientSeedRequest, FairResponse, FairRotateResponse, VerifyResponse
+from handlers.base import BaseHandler
+
+SEED_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+CLIENT_SEED_PATTERN = re.compile(r"^[\x20-\x7e]{1,64}$")
+
+
+class FairHandler(BaseHandler):
+    required_role = "user"
+
+    async def get(self) -> None:
+        self.write_json(FairResponse(fair=seeds.public(await seeds.current(self.db, self.user_id))))
+
+
+class RotateHandler(BaseHandler):
+    required_role = "user"
+
+    async def post(self) -> None:
+        if self.raw_body.strip():
+            raise BadRequest("This endpoint takes no body", code="unexpected_body")
+        previous, fair = await seeds.rotate(self.db, user_id=self.user_id)
+        self.write_json(FairRotateResponse(previous=previous, fair=fair))
+
+
+class ClientSeedHandler(BaseHandler):
+    required_role = "user"
+
+    async def post(self) -> None:
+        body = self.parse_body(ClientSeedRequest)
+        previous, fair = await seeds.rotate(self.db, user_id=self.user_id, client_seed=body.client_seed)
+        self.write_json(FairRotateResponse(previous=previous, fair=fair))
+
+
+class VerifyHandler(BaseHandler):
+    def _arg(self, name: str) -> str:
+        value = self.get_query_argument(name, None)
+        if value is None:
+            raise BadRequest(f"Missing query parameter '{name}'", code="validation_error")
+        return value
+
+    def _int_arg(self, name: str) -> int:
+        value = self._arg(name)
+        if not value.isdigit() or len(value) > 15:
+            raise BadRequest(f"'{name}' must be a non-negative integer", code="validation_error")
+        return int(value)
+
+    async def get(self) -> None:
+        server_seed, client_seed = self._arg("serverSeed"), self._arg("clientSeed")
+        if not SEED_PATTERN.match(server_seed):
+            raise BadRequest("'serverSeed' must be 64 lowercase hex characters", code="validation_error")
+        if not CLIENT_SEED_PATTERN.match(client_seed):
+            raise BadRequest("'clientSeed' must be 1–64 printable ASCII characters", code="validation_error")
+        nonce, version = self._int_arg("nonce"), self._int_arg("version")
+        case_version = await catalogue.get_version(self.db, self._arg("caseId"), version)
+        drawn = fairness.draw(server_seed, client_seed, nonce, [i["weight"] for i in case_version["items"]])
+        item = catalogue.public_case(case_version).items[drawn.index]
+        self.write_json(VerifyResponse(roll=drawn.roll, ticket=drawn.ticket, item=item))
+
+
+default_handlers = [
+    (r"/api/fair", FairHandler),
+    (r"/api/fair/rotate", RotateHandler),
+    (r"/api/fair/client-seed", ClientSeedHandler),
+    (r"/api/fair/verify", VerifyHandler),
+]

@@ -1,0 +1,28 @@
+"""GET /health: liveness plus a database ping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from cyberhub.db import PyMongoError, ping
+from cyberhub.models import HealthResponse
+from handlers.base import BaseHandler
+
+
+class HealthHandler(BaseHandler):
+    async def get(self) -> None:
+        try:
+            await ping(self.db)
+            status = "ok"
+        except PyMongoError:
+            status = "degraded"
+        body = HealthResponse(
+            status=status,
+            websocket="active",
+            clients=self.notifier.connected_clients(),
+            timestamp=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        )
+        self.write_json(body, 200 if status == "ok" else 503)
+
+
+default_handlers = [(r"/health", HealthHandler)]

@@ -1,0 +1,31 @@
+"""POST /api/payment/callback — the payment provider's webhook."""
+
+from __future__ import annotations
+
+from cyberhub import payments, wallet
+from cyberhub.models import PaymentResponse
+from handlers.base import BaseHandler
+
+
+class PaymentCallbackHandler(BaseHandler):
+    async def post(self) -> None:
+        settings = self.services.settings
+        result = await payments.handle_delivery(
+            self.db,
+            raw_body=self.raw_body,
+            signature=self.request.headers.get("X-Signature"),
+            rules=payments.PaymentRules(
+                secret=settings.webhook_key,
+                tolerance_seconds=settings.payment_tolerance_seconds,
+                currency=settings.currency,
+                max_amount=settings.payment_max_amount,
+            ),
+            remote_ip=self.request.remote_ip or "",
+        )
+        if result.credited_user:
+            balance = await wallet.balance_of(self.db, result.credited_user)
+            await self.notifier.balance_updated(result.credited_user, balance)
+        self.write_json(PaymentResponse(duplicate=result.duplicate))
+
+
+default_handlers = [(r"/api/payment/callback", PaymentCallbackHandler)]

@@ -1,0 +1,11 @@
+"""Every REST route, collected from each handlers module's `default_handlers`."""
+
+from __future__ import annotations
+
+from handlers import auth, cases, economy, fair, health, payments, profile, stats
+
+MODULES = (health, auth, cases, economy, profile, fair, payments, stats)
+
+
+def all_routes() -> list[tuple]:
+    return [route for module in MODULES for route in module.default_handlers]

@@ -1,0 +1,95 @@
+"""Every setting the service reads, from the environment and `.env`.
+
+The names are a contract (SPEC.md, Operations): deployments and tests rely on
+them. In development a missing secret is replaced by a random one (with a
+loud warning at start-up); in production the service refuses to start.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    environment: Literal["development", "production"] = "development"
+    host: str = "0.0.0.0"
+    port: int = Field(3000, ge=0, le=65535)
+
+    # Database: unset URI = embedded in-process store (data lives only while the process runs).
+    mongodb_uri: str | None = None
+    mongodb_db: str = "cyberhub"
+    mongodb_timeout_ms: int = Field(5000, ge=100)
+
+    jwt_secret: SecretStr | None = None
+    jwt_ttl_seconds: int = Field(24 * 3600, ge=60)
+    payment_webhook_secret: SecretStr | None = None
+    payment_tolerance_seconds: int = Field(300, ge=1)
+    payment_max_amount: int = Field(1_000_000, gt=0)  # minor units: 10,000.00
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+
+    admin_username: str | None = None
+    admin_password: SecretStr | None = None
+
+    cors_origins: str = "*"
+    redis_url: str | None = None
+
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    # Password hashing cost (argon2id). Defaults follow RFC 9106's low-memory profile.
+    argon2_time_cost: int = Field(3, ge=1)
+    argon2_memory_kib: int = Field(64 * 1024, ge=8)
+    argon2_parallelism: int = Field(4, ge=1)
+
+    idempotency_ttl_hours: int = Field(24, ge=24)
+    idempotency_wait_seconds: float = Field(5.0, ge=0)
+    # Operations younger than this are assumed to still be running somewhere.
+    recovery_grace_seconds: float = Field(60.0, ge=0)
+    recovery_interval_seconds: float = Field(30.0, gt=0)
+
+    socket_ping_interval: float = Field(25.0, gt=0)
+    socket_ping_timeout: float = Field(20.0, gt=0)
+    socket_max_buffer_bytes: int = Field(64 * 1024, ge=1024)
+    shutdown_timeout_seconds: float = Field(30.0, ge=0)
+
+    # Names of secrets that were missing and generated for this run (development only).
+    generated_secrets: list[str] = Field(default_factory=list, exclude=True)
+
+    @model_validator(mode="after")
+    def _guard_secrets(self) -> Settings:
+        missing = [name for name in ("jwt_secret", "payment_webhook_secret") if not self._secret(name)]
+        if self.environment == "production":
+            if missing:
+                raise ValueError(f"production requires {', '.join(n.upper() for n in missing)}")
+            if "*" in self.cors_origin_list:
+                raise ValueError("CORS_ORIGINS='*' is only allowed in development")
+        for name in missing:
+            setattr(self, name, SecretStr(secrets.token_urlsafe(32)))
+            self.generated_secrets.append(name.upper())
+        if bool(self.admin_username) != bool(self.admin_password):
+            raise ValueError("ADMIN_USERNAME and ADMIN_PASSWORD must be set together")
+        return self
+
+    def _secret(self, name: str) -> str:
+        value = getattr(self, name)
+        return value.get_secret_value() if value is not None else ""
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def jwt_key(self) -> str:
+        return self._secret("jwt_secret")
+
+    @property
+    def webhook_key(self) -> str:
+        return self._secret("payment_webhook_secret")
