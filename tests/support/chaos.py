@@ -1,0 +1,124 @@
+"""A test-only proxy around the database (the embedded store or a real one).
+
+- Every call first yields to the event loop, so concurrent requests really
+  interleave even on the embedded store, whose calls never yield on their own.
+- A fault plan can make the N-th write (counted from `arm()`) fail, either
+  before it reaches the store or after it was applied (the reply "lost").
+- `down = True` makes every call fail as if the server were unreachable.
+
+The application code runs unchanged on top of it; only the store is wrapped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo.errors import AutoReconnect, ServerSelectionTimeoutError
+
+WRITES = {
+    "insert_one", "insert_many", "update_one", "update_many", "replace_one",
+    "delete_one", "delete_many", "find_one_and_update", "find_one_and_delete", "find_one_and_replace",
+}
+READS = {"find_one", "count_documents", "estimated_document_count", "distinct"}
+ADMIN = {"create_index", "create_indexes", "drop", "drop_indexes"}
+
+
+class InjectedFault(AutoReconnect):
+    """What an injected failure raises: a connection error, as in production."""
+
+
+@dataclass
+class Chaos:
+    yield_each_call: bool = True
+    down: bool = False
+    fail_write: int | None = None  # 1-based index of the write to fail, counted from arm()
+    fail_after_apply: bool = False  # fail after the write took effect (reply lost)
+    writes: list[tuple[str, str]] = field(default_factory=list)
+    armed: bool = False
+    tripped: bool = False
+
+    def arm(self, fail_write: int | None = None, *, after_apply: bool = False) -> None:
+        self.writes.clear()
+        self.armed = True
+        self.tripped = False
+        self.fail_write = fail_write
+        self.fail_after_apply = after_apply
+
+    def disarm(self) -> None:
+        self.armed = False
+        self.fail_write = None
+
+    async def before(self, collection: str, method: str) -> bool:
+        """Returns True if this call must fail after it is applied."""
+        if self.yield_each_call:
+            await asyncio.sleep(0)
+        if self.down:
+            raise ServerSelectionTimeoutError("test: the store is down")
+        if not self.armed or method not in WRITES:
+            return False
+        self.writes.append((collection, method))
+        if self.fail_write is not None and len(self.writes) == self.fail_write:
+            self.tripped = True
+            if not self.fail_after_apply:
+                raise InjectedFault(f"test: injected fault before write #{self.fail_write} {collection}.{method}")
+            return True
+        return False
+
+
+class ChaosCursor:
+    def __init__(self, cursor: Any, chaos: Chaos, name: str) -> None:
+        self._cursor, self._chaos, self._name = cursor, chaos, name
+
+    def sort(self, *args: Any, **kwargs: Any) -> ChaosCursor:
+        self._cursor = self._cursor.sort(*args, **kwargs)
+        return self
+
+    def limit(self, n: int) -> ChaosCursor:
+        self._cursor = self._cursor.limit(n)
+        return self
+
+    def skip(self, n: int) -> ChaosCursor:
+        self._cursor = self._cursor.skip(n)
+        return self
+
+    async def to_list(self, length: int | None = None) -> list:
+        await self._chaos.before(self._name, "to_list")
+        return await self._cursor.to_list(length)
+
+
+class ChaosCollection:
+    def __init__(self, collection: Any, name: str, chaos: Chaos) -> None:
+        self._collection, self._name, self._chaos = collection, name, chaos
+
+    def __getattr__(self, attr: str) -> Any:
+        target = getattr(self._collection, attr)
+        if attr in WRITES | READS | ADMIN:
+            async def call(*args: Any, **kwargs: Any) -> Any:
+                fail_after = await self._chaos.before(self._name, attr)
+                result = await target(*args, **kwargs)
+                if fail_after:
+                    raise InjectedFault(f"test: reply lost after {self._name}.{attr}")
+                return result
+            return call
+        if attr in ("find", "aggregate"):
+            return lambda *args, **kwargs: ChaosCursor(target(*args, **kwargs), self._chaos, self._name)
+        return target
+
+
+class ChaosDatabase:
+    def __init__(self, db: Any, chaos: Chaos) -> None:
+        self._db, self.chaos = db, chaos
+
+    def __getattr__(self, name: str) -> ChaosCollection:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return ChaosCollection(getattr(self._db, name), name, self.chaos)
+
+    def __getitem__(self, name: str) -> ChaosCollection:
+        return ChaosCollection(self._db[name], name, self.chaos)
+
+    async def command(self, *args: Any, **kwargs: Any) -> Any:
+        await self.chaos.before("$cmd", "command")
+        return await self._db.command(*args, **kwargs)

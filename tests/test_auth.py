@@ -1,0 +1,104 @@
+"""Accounts and tokens through the real HTTP server."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+
+from tests.conftest import ADMIN_USERNAME, JWT_SECRET
+
+
+async def test_register_login_profile(live):
+    reply = await live.api.post("/api/auth/register", {"username": "Alice_1", "password": "correct horse"})
+    assert reply.status == 201
+    assert reply.body["success"] is True
+    user = reply.body["user"]
+    assert user["username"] == "Alice_1" and user["role"] == "user" and user["balance"] == 0
+    assert set(user["fair"]) == {"serverSeedHash", "clientSeed", "nonce"}
+
+    claims = jwt.decode(reply.body["token"], JWT_SECRET, algorithms=["HS256"])
+    assert claims["sub"] == user["id"] and claims["role"] == "user" and claims["exp"] > time.time()
+
+    token = await live.api.login("Alice_1", "correct horse")
+    profile = await live.api.get("/api/profile", token=token)
+    assert profile.status == 200
+    assert profile.body["user"] == {**user, "casesOpened": 0, "itemsOwned": 0}
+
+
+async def test_password_is_stored_only_as_argon2_hash(live):
+    await live.api.register("hash_check", "correct horse")
+    doc = await live.db.users.find_one({"usernameLower": "hash_check"})
+    assert doc["passwordHash"].startswith("$argon2id$")
+    assert "correct horse" not in str(doc)
+
+
+async def test_duplicate_username_is_409_case_insensitively(live):
+    await live.api.register("Bob")
+    reply = await live.api.post("/api/auth/register", {"username": "bOB", "password": "another pass"})
+    assert reply.status == 409
+    assert reply.body == {"success": False, "error": "Username is already taken", "code": "username_taken"}
+    assert await live.db.users.count_documents({"usernameLower": "bob"}) == 1
+
+
+async def test_wrong_password_and_unknown_user_are_401_alike(live):
+    await live.api.register("carol")
+    wrong = await live.api.post("/api/auth/login", {"username": "carol", "password": "wrong password"})
+    unknown = await live.api.post("/api/auth/login", {"username": "nobody", "password": "wrong password"})
+    assert wrong.status == unknown.status == 401
+    assert wrong.body == unknown.body == {
+        "success": False, "error": "Wrong username or password", "code": "invalid_credentials"}
+
+
+async def test_username_and_password_rules(live):
+    for username in ("ab", "a" * 33, "bad-name", "spa ce", "ünï"):
+        reply = await live.api.post("/api/auth/register", {"username": username, "password": "long enough"})
+        assert reply.status == 400 and reply.body["code"] == "validation_error", username
+        assert reply.body["details"][0]["field"] == "username"
+    for password in ("short", "x" * 129):
+        reply = await live.api.post("/api/auth/register", {"username": "valid_name", "password": password})
+        assert reply.status == 400 and reply.body["details"][0]["field"] == "password"
+    ok = await live.api.post("/api/auth/register", {"username": "a" * 32, "password": "x" * 128})
+    assert ok.status == 201
+    assert await live.db.users.count_documents({}) == 2  # the configured admin + the valid one
+
+
+async def test_tokens_expired_forged_malformed_missing_are_401(live):
+    token, user = await live.api.register("dave")
+    now = int(time.time())
+    expired = jwt.encode({"sub": user["id"], "role": "user", "exp": now - 10}, JWT_SECRET, algorithm="HS256")
+    forged = jwt.encode({"sub": user["id"], "role": "admin", "exp": now + 600}, "not-the-secret", algorithm="HS256")
+    no_exp = jwt.encode({"sub": user["id"], "role": "user"}, JWT_SECRET, algorithm="HS256")
+    none_alg = jwt.encode({"sub": user["id"], "role": "admin", "exp": now + 600}, None, algorithm="none")
+    cases = {
+        expired: "token_expired", forged: "invalid_token", no_exp: "invalid_token", none_alg: "invalid_token",
+        "garbage": "invalid_token",
+    }
+    for bad, code in cases.items():
+        reply = await live.api.get("/api/profile", token=bad)
+        assert reply.status == 401 and reply.body["code"] == code and reply.body["success"] is False
+    missing = await live.api.get("/api/profile")
+    assert missing.status == 401 and missing.body["code"] == "missing_token"
+    basic = await live.api.get("/api/profile", headers={"Authorization": f"Basic {token}"})
+    assert basic.status == 401 and basic.body["code"] == "invalid_token"
+
+
+async def test_user_on_admin_routes_is_403(live, sample_case):
+    token, _ = await live.api.register("eve")
+    for method, path in (("POST", "/api/admin/cases"), ("PUT", "/api/admin/cases/x"), ("DELETE", "/api/admin/cases/x")):
+        reply = await live.api.call(method, path, sample_case if method != "DELETE" else None, token=token)
+        assert reply.status == 403, (method, reply)
+        assert reply.body == {"success": False, "error": "Admin role required", "code": "admin_required"}
+    assert await live.db.cases.count_documents({}) == 0
+
+
+async def test_configured_admin_exists_and_password_is_reset_on_restart(start_live):
+    first = await start_live()
+    token = await first.admin_token()
+    profile = await first.api.get("/api/profile", token=token)
+    assert profile.body["user"]["role"] == "admin" and profile.body["user"]["username"] == ADMIN_USERNAME
+    second = await start_live(admin_password="a-new-admin-password")
+    await second.api.login(ADMIN_USERNAME, "a-new-admin-password")
+    old = await second.api.post("/api/auth/login", {"username": ADMIN_USERNAME, "password": "admin-password-1"})
+    assert old.status == 401
+    assert await second.db.users.count_documents({"role": "admin"}) == 1
