@@ -1,7 +1,8 @@
 """A test-only proxy around the database (the embedded store or a real one).
 
-- Every call first yields to the event loop, so concurrent requests really
-  interleave even on the embedded store, whose calls never yield on their own.
+- Every call first yields to the event loop for a few turns (a seeded
+  pseudo-random number, like a network round-trip), so concurrent requests
+  really interleave even on the embedded store, whose calls never yield.
 - A fault plan can make the N-th write (counted from `arm()`) fail, either
   before it reaches the store or after it was applied (the reply "lost").
 - `down = True` makes every call fail as if the server were unreachable.
@@ -12,6 +13,7 @@ The application code runs unchanged on top of it; only the store is wrapped.
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +34,8 @@ class InjectedFault(AutoReconnect):
 @dataclass
 class Chaos:
     yield_each_call: bool = True
+    max_turns: int = 25  # loop turns a call may take, drawn from a seeded RNG
+    rng: random.Random = field(default_factory=lambda: random.Random(20261121))
     down: bool = False
     fail_write: int | None = None  # 1-based index of the write to fail, counted from arm()
     fail_after_apply: bool = False  # fail after the write took effect (reply lost)
@@ -53,7 +57,8 @@ class Chaos:
     async def before(self, collection: str, method: str) -> bool:
         """Returns True if this call must fail after it is applied."""
         if self.yield_each_call:
-            await asyncio.sleep(0)
+            for _ in range(self.rng.randint(1, self.max_turns)):
+                await asyncio.sleep(0)
         if self.down:
             raise ServerSelectionTimeoutError("test: the store is down")
         if not self.armed or method not in WRITES:

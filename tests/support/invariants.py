@@ -1,0 +1,39 @@
+"""The money invariants every economy test ends with (SPEC.md, Money)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+
+async def assert_money_invariants(db: Any) -> dict[str, int]:
+    """For every user: balance == Σ ledger deltas, balance ≥ 0, no pending marker;
+    no pending operation; every debit has its item and opening; every sale and
+    payment is credited exactly once. Returns balances by user id."""
+    ledger = await db.ledger.find({}).to_list(None)
+    sums: dict[str, int] = defaultdict(int)
+    for entry in ledger:
+        assert isinstance(entry["delta"], int)
+        sums[entry["userId"]] += entry["delta"]
+    balances = {}
+    for user in await db.users.find({}).to_list(None):
+        assert isinstance(user["balance"], int) and user["balance"] >= 0, user
+        assert user["balance"] == sums.get(user["_id"], 0), (user["username"], user["balance"], sums[user["_id"]])
+        assert user.get("pendingOps", []) == [], user
+        balances[user["_id"]] = user["balance"]
+    assert await db.operations.count_documents({"state": "pending"}) == 0
+
+    by_reason = Counter(entry["reason"] for entry in ledger)
+    debits = [e for e in ledger if e["reason"] == "case_open"]
+    for entry in debits:
+        assert entry["delta"] < 0
+        assert await db.inventory.find_one({"_id": entry["_id"]}) is not None, "debit without its item"
+        assert await db.openings.find_one({"_id": entry["_id"]}) is not None, "debit without its opening"
+    assert await db.inventory.count_documents({}) == by_reason["case_open"], "item without its debit"
+    assert await db.openings.count_documents({}) == by_reason["case_open"]
+    sold = await db.inventory.find({"status": "sold"}).to_list(None)
+    sales = [e for e in ledger if e["reason"] == "item_sale"]
+    assert sorted(e["refId"] for e in sales) == sorted(i["_id"] for i in sold), "sale credited twice or lost"
+    payments = Counter(e["refId"] for e in ledger if e["reason"] == "payment")
+    assert all(count == 1 for count in payments.values()), payments
+    return balances
