@@ -86,7 +86,23 @@ class BaseHandler(tornado.web.RequestHandler):
         if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             self._too_large = True
         if self.request.method != "OPTIONS" and self.required_role:
-            await self._authenticate()
+            try:
+                await self._authenticate()
+            except Exception as exc:
+                self.refuse_after_body(exc)
+
+    def refuse_after_body(self, exc: BaseException) -> None:
+        """Answer with `exc` once the body has been read, instead of the handler method.
+
+        Raised from prepare(), the error would be written while the client is
+        still sending its body; Tornado then closes the connection with unread
+        data, and many clients get a reset instead of the 401/403/404.
+        """
+
+        async def refuse(*args: Any) -> None:
+            raise exc
+
+        setattr(self, self.request.method.lower(), refuse)
 
     def on_finish(self) -> None:
         self.services.inflight.leave()
@@ -180,4 +196,6 @@ class NotFoundHandler(BaseHandler):
     async def prepare(self) -> None:
         await super().prepare()
         if self.request.method != "OPTIONS":
-            raise NotFound(f"No such endpoint: {self.request.method} {self.request.path}", code="route_not_found")
+            self.refuse_after_body(
+                NotFound(f"No such endpoint: {self.request.method} {self.request.path}", code="route_not_found")
+            )
