@@ -1,0 +1,115 @@
+"""The payment provider's webhook: signature, window, validation, idempotency,
+audit trail. The ledger may change only for the first valid delivery."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.conftest import WEBHOOK_SECRET
+from tests.support.client import connect_socket
+from tests.support.invariants import assert_money_invariants
+
+
+async def ledger_snapshot(db) -> list:
+    return sorted((e["_id"], e["delta"]) for e in await db.ledger.find({}).to_list(None))
+
+
+def payload_for(user_id: str, **overrides) -> dict:
+    return {"paymentId": "pay_1", "userId": user_id, "amount": 1500, "currency": "USD", "status": "succeeded",
+            **overrides}
+
+
+async def test_valid_payment_credits_once_and_emits_balance(live):
+    token, user = await live.api.register("payer")
+    socket, recorder = await connect_socket(live.base_url, token=token)
+    try:
+        raw, headers = live.api.webhook(payload_for(user["id"]))
+        first = await live.api.post("/api/payment/callback", raw=raw, headers=headers)
+        assert first.status == 200 and first.body == {"success": True, "duplicate": False}
+        assert (await recorder.wait_for(f"balance:updated:{user['id']}"))[0] == {"balance": 1500}
+        replay = await live.api.post("/api/payment/callback", raw=raw, headers=headers)
+        assert replay.status == 200 and replay.body == {"success": True, "duplicate": True}
+        # A later, freshly signed repeat of the same paymentId is a duplicate too.
+        again = await live.api.pay(user["id"], 1500, payment_id="pay_1")
+        assert again.body["duplicate"] is True
+    finally:
+        await socket.disconnect()
+    profile = await live.api.get("/api/profile", token=token)
+    assert profile.body["user"]["balance"] == 1500
+    entry = await live.db.ledger.find_one({"reason": "payment"})
+    assert (entry["delta"], entry["refId"], entry["balanceAfter"]) == (1500, "pay_1", 1500)
+    await assert_money_invariants(live.db)
+
+
+async def test_rejected_deliveries_leave_the_ledger_untouched(live):
+    _, user = await live.api.register("target")
+    uid = user["id"]
+    now = int(time.time())
+    good = json.dumps(payload_for(uid)).encode()
+
+    def signed(body: bytes, ts: int = now, secret: str = WEBHOOK_SECRET) -> dict:
+        return live.api.webhook(body, timestamp=ts, secret=secret)[1]
+
+    cases = [
+        ("forged", good, signed(good, secret="wrong-secret"), 401, "invalid_signature"),
+        ("tampered body", good.replace(b"1500", b"9999"), signed(good), 401, "invalid_signature"),
+        ("no signature", good, {}, 401, "invalid_signature"),
+        ("malformed header", good, {"X-Signature": "garbage"}, 401, "invalid_signature"),
+        ("expired", good, signed(good, ts=now - 301), 401, "signature_expired"),
+        ("future beyond window", good, signed(good, ts=now + 301), 401, "signature_expired"),
+        ("malformed JSON", b"{not json", signed(b"{not json"), 400, "invalid_json"),
+        ("missing fields", b'{"paymentId":"p"}', signed(b'{"paymentId":"p"}'), 400, "validation_error"),
+        ("negative amount", *_body(payload_for(uid, amount=-5), signed), 400, "validation_error"),
+        ("zero amount", *_body(payload_for(uid, amount=0), signed), 400, "validation_error"),
+        ("float amount", *_body(payload_for(uid, amount=15.5), signed), 400, "validation_error"),
+        ("string amount", *_body(payload_for(uid, amount="1500"), signed), 400, "validation_error"),
+        ("unknown field", *_body(payload_for(uid, extra=1), signed), 400, "validation_error"),
+        ("over maximum", *_body(payload_for(uid, amount=10**12), signed), 400, "amount_too_large"),
+        ("other currency", *_body(payload_for(uid, currency="EUR"), signed), 400, "unsupported_currency"),
+        ("unknown user", *_body(payload_for("no-such-user"), signed), 404, "user_not_found"),
+    ]
+    for name, raw, headers, status, code in cases:
+        reply = await live.api.post("/api/payment/callback", raw=raw, headers=headers)
+        assert (reply.status, reply.body["code"]) == (status, code), name
+        assert reply.body["success"] is False and isinstance(reply.body["error"], str), name
+    assert await ledger_snapshot(live.db) == []
+    assert (await live.db.users.find_one({"_id": uid}))["balance"] == 0
+    assert await live.db.operations.count_documents({}) == 0
+    deliveries = await live.db.payment_deliveries.find({}).to_list(None)
+    assert len(deliveries) == len(cases), "every delivery is kept for audit"
+    assert all(d["outcome"].startswith("rejected:") for d in deliveries)
+
+    # The real one still credits after all that.
+    reply = await live.api.post("/api/payment/callback", raw=good, headers=signed(good))
+    assert reply.status == 200 and reply.body["duplicate"] is False
+    assert await ledger_snapshot(live.db) == [("pay:pay_1", 1500)]
+
+
+def _body(payload: dict, signed) -> tuple[bytes, dict]:
+    raw = json.dumps(payload).encode()
+    return raw, signed(raw)
+
+
+async def test_non_succeeded_status_is_recorded_and_does_not_use_up_the_id(live):
+    _, user = await live.api.register("patient")
+    for status in ("pending", "failed", "pending"):
+        reply = await live.api.pay(user["id"], 900, payment_id="pay_slow", status=status)
+        assert reply.status == 200 and reply.body == {"success": True, "duplicate": False}
+    assert (await live.db.users.find_one({"_id": user["id"]}))["balance"] == 0
+    assert (await live.api.pay(user["id"], 900, payment_id="pay_slow")).body["duplicate"] is False
+    assert (await live.api.pay(user["id"], 900, payment_id="pay_slow")).body["duplicate"] is True
+    assert (await live.db.users.find_one({"_id": user["id"]}))["balance"] == 900
+    outcomes = [d["outcome"] for d in await live.db.payment_deliveries.find({}).sort("receivedAt", 1).to_list(None)]
+    assert outcomes == ["recorded:pending", "recorded:failed", "recorded:pending", "credited", "duplicate"]
+    await assert_money_invariants(live.db)
+
+
+async def test_same_payment_id_with_different_amount_is_not_credited_again(live):
+    _, user = await live.api.register("greedy")
+    await live.api.pay(user["id"], 100, payment_id="pay_x")
+    reply = await live.api.pay(user["id"], 100_000, payment_id="pay_x")
+    assert reply.status == 200 and reply.body["duplicate"] is True
+    assert (await live.db.users.find_one({"_id": user["id"]}))["balance"] == 100
+    last = await live.db.payment_deliveries.find({}).sort("receivedAt", -1).limit(1).to_list(None)
+    assert last[0]["outcome"] == "duplicate_mismatch"
