@@ -3,6 +3,7 @@ versions, validation, and the `cases:updated` event on both transports."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 
 import pytest
@@ -230,8 +231,7 @@ async def test_every_successful_change_emits_cases_updated(live, sample_case, tr
             assert await rec.wait_for("cases:updated", 3) == [None, None, None]
             assert rec.names() == ["cases:updated"] * 3
     finally:
-        for client, _ in sockets:
-            await client.disconnect()
+        await asyncio.gather(*(client.disconnect() for client, _ in sockets))
 
 
 @pytest.mark.parametrize("transports", TRANSPORTS, ids=["websocket", "polling"])
