@@ -47,6 +47,7 @@ class Services:
     sio: socketio.AsyncServer
     notifier: Notifier
     inflight: InFlight = field(default_factory=InFlight)
+    openapi_json: str | None = None  # built on first request
 
     def cors_allows(self, origin: str) -> bool:
         allowed = self.settings.cors_origin_list

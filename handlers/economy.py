@@ -6,6 +6,7 @@ from cyberhub import idempotency, inventory, openings
 from cyberhub.errors import BadRequest
 from cyberhub.ids import new_id
 from cyberhub.models import ClaimRequest, ClaimResponse, InventoryResponse, OpenCaseRequest, OpenCaseResponse
+from cyberhub.openapi import Operation, Param, endpoints
 from handlers.base import BaseHandler
 
 DEFAULT_PAGE, MAX_PAGE = 50, 100
@@ -13,6 +14,24 @@ DEFAULT_PAGE, MAX_PAGE = 50, 100
 
 class OpenCaseHandler(BaseHandler):
     required_role = "user"
+    api = endpoints(
+        post=Operation(
+            "Open a case: debit its price, draw an item, add it to the inventory",
+            OpenCaseResponse,
+            request=OpenCaseRequest,
+            auth="user",
+            errors=(404, 409),
+            tags=("economy",),
+            params=(
+                Param(
+                    "Idempotency-Key",
+                    "header",
+                    {"type": "string", "pattern": "^[!-~]{1,255}$"},
+                    description="Retries with the same key return the first result",
+                ),
+            ),
+        )
+    )
 
     async def post(self) -> None:
         body = self.parse_body(OpenCaseRequest)
@@ -42,6 +61,21 @@ class OpenCaseHandler(BaseHandler):
 
 class InventoryHandler(BaseHandler):
     required_role = "user"
+    api = endpoints(
+        get=Operation(
+            "The user's items, newest first",
+            InventoryResponse,
+            auth="user",
+            errors=(400,),
+            tags=("economy",),
+            params=(
+                Param(
+                    "limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE}
+                ),
+                Param("cursor", "query", {"type": "string"}, description="nextCursor of the previous page"),
+            ),
+        )
+    )
 
     async def get(self) -> None:
         limit_arg = self.get_query_argument("limit", str(DEFAULT_PAGE))
@@ -55,6 +89,16 @@ class InventoryHandler(BaseHandler):
 
 class ClaimHandler(BaseHandler):
     required_role = "user"
+    api = endpoints(
+        post=Operation(
+            "Sell an owned item for its price",
+            ClaimResponse,
+            request=ClaimRequest,
+            auth="user",
+            errors=(404, 409),
+            tags=("economy",),
+        )
+    )
 
     async def post(self) -> None:
         body = self.parse_body(ClaimRequest)

@@ -8,6 +8,7 @@ import re
 from cyberhub import catalogue, fairness, seeds
 from cyberhub.errors import BadRequest
 from cyberhub.models import ClientSeedRequest, FairResponse, FairRotateResponse, VerifyResponse
+from cyberhub.openapi import Operation, Param, endpoints
 from handlers.base import BaseHandler
 
 SEED_PATTERN = re.compile(r"^[0-9a-f]{64}$")
@@ -16,6 +17,7 @@ CLIENT_SEED_PATTERN = re.compile(r"^[\x20-\x7e]{1,64}$")
 
 class FairHandler(BaseHandler):
     required_role = "user"
+    api = endpoints(get=Operation("Current seed commitment and next nonce", FairResponse, auth="user", tags=("fair",)))
 
     async def get(self) -> None:
         self.write_json(FairResponse(fair=seeds.public(await seeds.current(self.db, self.user_id))))
@@ -23,6 +25,15 @@ class FairHandler(BaseHandler):
 
 class RotateHandler(BaseHandler):
     required_role = "user"
+    api = endpoints(
+        post=Operation(
+            "Reveal the server seed and commit a new one",
+            FairRotateResponse,
+            auth="user",
+            errors=(400,),
+            tags=("fair",),
+        )
+    )
 
     async def post(self) -> None:
         if self.raw_body.strip():
@@ -33,6 +44,15 @@ class RotateHandler(BaseHandler):
 
 class ClientSeedHandler(BaseHandler):
     required_role = "user"
+    api = endpoints(
+        post=Operation(
+            "Set the client seed (starts a new seed pair, like rotate)",
+            FairRotateResponse,
+            request=ClientSeedRequest,
+            auth="user",
+            tags=("fair",),
+        )
+    )
 
     async def post(self) -> None:
         body = self.parse_body(ClientSeedRequest)
@@ -41,6 +61,22 @@ class ClientSeedHandler(BaseHandler):
 
 
 class VerifyHandler(BaseHandler):
+    api = endpoints(
+        get=Operation(
+            "Recompute a past draw",
+            VerifyResponse,
+            errors=(400, 404),
+            tags=("fair",),
+            params=(
+                Param("serverSeed", "query", {"type": "string", "pattern": "^[0-9a-f]{64}$"}, required=True),
+                Param("clientSeed", "query", {"type": "string", "pattern": "^[ -~]{1,64}$"}, required=True),
+                Param("nonce", "query", {"type": "integer", "minimum": 0}, required=True),
+                Param("caseId", "query", {"type": "string"}, required=True),
+                Param("version", "query", {"type": "integer", "minimum": 1}, required=True),
+            ),
+        )
+    )
+
     def _arg(self, name: str) -> str:
         value = self.get_query_argument(name, None)
         if value is None:

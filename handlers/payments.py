@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from cyberhub import payments, wallet
-from cyberhub.models import PaymentResponse
+from cyberhub.models import PaymentCallback, PaymentResponse
+from cyberhub.openapi import Operation, endpoints
 from handlers.base import BaseHandler
 
 
 class PaymentCallbackHandler(BaseHandler):
+    api = endpoints(
+        post=Operation(
+            "Payment provider webhook (idempotent on paymentId)",
+            PaymentResponse,
+            request=PaymentCallback,
+            auth="webhook",
+            errors=(404,),
+            tags=("payments",),
+        )
+    )
+
     async def post(self) -> None:
         settings = self.services.settings
         result = await payments.handle_delivery(

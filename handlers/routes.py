@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from handlers import auth, cases, economy, fair, health, payments, profile, stats
+from handlers import auth, cases, economy, fair, health, meta, payments, profile, stats
 
-MODULES = (health, auth, cases, economy, profile, fair, payments, stats)
+MODULES = (health, auth, cases, economy, profile, fair, payments, stats, meta)
 
 
 def all_routes() -> list[tuple]:

@@ -21,7 +21,7 @@ async def funded_user(live, name: str, amount: int) -> tuple[str, str]:
 
 async def test_open_debits_draws_and_adds_item(live, sample_case):
     case = await create_case(live, sample_case)
-    token, user_id = await funded_user(live, "opener", 1200)
+    token, _ = await funded_user(live, "opener", 1200)
     fair_before = (await live.api.get("/api/fair", token=token)).body["fair"]
 
     reply = await live.api.post("/api/cases/open", {"caseId": case["id"]}, token=token)
@@ -43,7 +43,7 @@ async def test_open_debits_draws_and_adds_item(live, sample_case):
 
 async def test_insufficient_balance_is_409_and_changes_nothing(live, sample_case):
     case = await create_case(live, sample_case)
-    token, user_id = await funded_user(live, "poor", 499)
+    token, _ = await funded_user(live, "poor", 499)
     reply = await live.api.post("/api/cases/open", {"caseId": case["id"]}, token=token)
     assert reply.status == 409
     assert reply.body == {"success": False, "error": "Insufficient balance", "code": "insufficient_balance"}
