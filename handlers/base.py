@@ -49,6 +49,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self._chunks: list[bytes] = []
         self._received = 0
         self._too_large = False
+        self._refusal: BaseException | None = None
         incoming = self.request.headers.get("X-Request-Id", "")
         self.request_id = incoming if REQUEST_ID.match(incoming) else new_id()[:16]
         self.set_header("X-Request-Id", self.request_id)
@@ -85,7 +86,8 @@ class BaseHandler(tornado.web.RequestHandler):
         declared = self.request.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             self._too_large = True
-        if self.request.method != "OPTIONS" and self.required_role:
+            self.refuse_after_body(PayloadTooLarge())
+        elif self.request.method != "OPTIONS" and self.required_role:
             try:
                 await self._authenticate()
             except Exception as exc:
@@ -97,7 +99,12 @@ class BaseHandler(tornado.web.RequestHandler):
         Raised from prepare(), the error would be written while the client is
         still sending its body; Tornado then closes the connection with unread
         data, and many clients get a reset instead of the 401/403/404.
+        A body over the limit is refused (413) whatever else is wrong, and
+        whether or not the handler would have read it.
         """
+        if isinstance(self._refusal, PayloadTooLarge):
+            return
+        self._refusal = exc
 
         async def refuse(*args: Any) -> None:
             raise exc
@@ -110,6 +117,8 @@ class BaseHandler(tornado.web.RequestHandler):
     def data_received(self, chunk: bytes) -> None:
         self._received += len(chunk)
         if self._received > MAX_BODY_BYTES:
+            if not self._too_large:
+                self.refuse_after_body(PayloadTooLarge())
             self._too_large = True
             self._chunks.clear()
         elif not self._too_large:

@@ -188,6 +188,20 @@ async def test_chunked_body_over_1_mib_is_413(world):
     assert_envelope(reply, 413, "payload_too_large")
 
 
+async def test_body_over_1_mib_is_413_where_no_body_is_read_and_before_auth(world):
+    """DELETE and GET never read a body, yet an oversized one is refused and nothing is deleted;
+    size is checked before the token, so a missing token with a huge body is also 413."""
+    big = b"x" * (2 * MIB)
+    reply = await world.api.call("DELETE", f"/api/admin/cases/{world.case_id}", raw=big,
+                                 token=world.tokens["admin"])
+    assert_envelope(reply, 413, "payload_too_large")
+    assert_envelope(await world.api.call("GET", "/api/cases", raw=big), 413, "payload_too_large")
+    assert_envelope(await world.api.post("/api/admin/cases", raw=big), 413, "payload_too_large")
+    assert_envelope(await world.api.post("/api/no/such/route", raw=big), 413, "payload_too_large")
+    chunks = [big[i:i + 256 * 1024] for i in range(0, len(big), 256 * 1024)]
+    assert_envelope(await chunked(world, "/api/admin/cases", chunks), 413, "payload_too_large")
+
+
 async def test_body_of_exactly_1_mib_is_accepted(live):
     """The limit is inclusive: a 1 MiB body is read and handled, sent whole or chunked."""
     reply = await live.api.post("/api/auth/register", raw=padded(MIB))
