@@ -59,6 +59,21 @@ class Settings(BaseSettings):
     socket_ping_timeout: float = Field(20.0, gt=0)
     socket_max_buffer_bytes: int = Field(64 * 1024, ge=1024)
     shutdown_timeout_seconds: float = Field(30.0, ge=0)
+    # Behind a reverse proxy / load balancer: take the client IP from X-Forwarded-For / X-Real-Ip.
+    trust_proxy_headers: bool = False
+    # If set, GET /metrics requires "Authorization: Bearer <METRICS_TOKEN>".
+    metrics_token: SecretStr | None = None
+
+    # Abuse limits, "<count>/<second|minute|hour>" (the `limits` library's notation).
+    rate_limit_enabled: bool = True
+    rate_limit_auth_per_ip: str = "30/minute"  # register + login attempts from one IP
+    rate_limit_login_failures: str = "5/minute"  # failed logins for one username
+    rate_limit_open_per_user: str = "120/minute"
+    rate_limit_open_per_ip: str = "600/minute"
+    rate_limit_claim_per_user: str = "120/minute"
+    rate_limit_fair_per_user: str = "30/minute"  # rotate / client-seed
+    rate_limit_verify_per_ip: str = "120/minute"
+    rate_limit_socket_events: str = "30/minute"  # user:identify per socket
 
     # Names of secrets that were missing and generated for this run (development only).
     generated_secrets: list[str] = Field(default_factory=list, exclude=True)
@@ -81,6 +96,10 @@ class Settings(BaseSettings):
     def _secret(self, name: str) -> str:
         value = getattr(self, name)
         return value.get_secret_value() if value is not None else ""
+
+    def rate_limit_rules(self) -> dict[str, str]:
+        return {name.removeprefix("rate_limit_"): getattr(self, name)
+                for name in type(self).model_fields if name.startswith("rate_limit_") and name != "rate_limit_enabled"}
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tornado.web
 
 from cyberhub.logs import access_line
+from cyberhub.openapi import openapi_path
 from cyberhub.realtime import tornado_handler
 from cyberhub.services import Services
 from handlers import routes
@@ -12,10 +13,21 @@ from handlers.base import NotFoundHandler
 
 
 def make_app(services: Services) -> tornado.web.Application:
+    rules = [(r"/socket.io/", tornado_handler(services.sio)), *routes.all_routes()]
+    # Metrics are labelled by route template, never by raw path (unbounded cardinality).
+    route_of = {rule[1]: openapi_path(rule[0]) for rule in rules}
+
+    def log_request(handler: tornado.web.RequestHandler) -> None:
+        access_line(handler)
+        services.metrics.observe_request(
+            handler.request.method or "", route_of.get(type(handler), "unmatched"),
+            handler.get_status(), handler.request.request_time(),
+        )
+
     return tornado.web.Application(
-        [(r"/socket.io/", tornado_handler(services.sio)), *routes.all_routes()],
+        rules,
         services=services,
         default_handler_class=NotFoundHandler,
-        log_function=access_line,
+        log_function=log_request,
         compress_response=False,
     )

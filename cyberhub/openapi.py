@@ -45,13 +45,14 @@ class Param:
 @dataclass(frozen=True)
 class Operation:
     summary: str
-    response: type[BaseModel]
+    response: type[BaseModel] | None  # None: a document that is not one of our models
     request: type[BaseModel] | None = None
     auth: Auth = "public"
     errors: tuple[int, ...] = ()
     status: int = 200
     params: tuple[Param, ...] = ()
     tags: tuple[str, ...] = field(default_factory=tuple)
+    media_type: str = "application/json"
 
 
 def endpoints(**operations: Operation) -> Mapping[str, Operation]:
@@ -75,7 +76,8 @@ def build(routes: list[tuple], *, title: str = "CyberHub API", version: str = "1
     ]
     models: set[tuple[type[BaseModel], str]] = {(ErrorResponse, "serialization")}
     for _, _, op in operations:
-        models.add((op.response, "serialization"))
+        if op.response:
+            models.add((op.response, "serialization"))
         if op.request:
             models.add((op.request, "validation"))
     refs, schema = models_json_schema(sorted(models, key=lambda m: (m[0].__name__, m[1])),
@@ -104,9 +106,11 @@ def build(routes: list[tuple], *, title: str = "CyberHub API", version: str = "1
 def _operation(path: str, method: str, op: Operation, refs: dict) -> dict[str, Any]:
     error_ref = refs[(ErrorResponse, "serialization")]
     errors = sorted({*op.errors, *AUTH_ERRORS[op.auth], *COMMON_ERRORS, *((400,) if op.request else ())})
+    success_schema = refs[(op.response, "serialization")] if op.response else {"type": "object"}
+    if op.media_type != "application/json":
+        success_schema = {"type": "string"}
     responses: dict[str, Any] = {
-        str(op.status): {"description": "Success",
-                         "content": {"application/json": {"schema": refs[(op.response, "serialization")]}}},
+        str(op.status): {"description": "Success", "content": {op.media_type: {"schema": success_schema}}},
     }
     for status in errors:
         responses[str(status)] = {"description": ERROR_TEXT[status],

@@ -57,6 +57,7 @@ def verify_signature(header: str | None, raw_body: bytes, *, secret: str, now_ts
 class DeliveryResult:
     duplicate: bool
     credited_user: str | None = None  # set when this delivery moved money
+    credited_amount: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ async def _apply(db: Database, body: PaymentCallback, rules: PaymentRules) -> tu
             return DeliveryResult(duplicate=True), "duplicate_mismatch"
         return DeliveryResult(duplicate=True), "duplicate"
     await complete_payment(db, op)
-    return DeliveryResult(duplicate=False, credited_user=body.user_id), "credited"
+    return DeliveryResult(duplicate=False, credited_user=body.user_id, credited_amount=body.amount), "credited"
 
 
 async def complete_payment(db: Database, op: dict) -> None:

@@ -96,6 +96,11 @@ async def recover_and_notify(services: Services, *, grace_seconds: float) -> Rep
             "Recovery: %d operation(s) completed, %d discarded, %d idempotency key(s) settled, %d archive(s) repaired",
             len(report.completed), len(report.discarded), report.keys_settled, report.archives_repaired,
         )
+    metrics = services.metrics.recovery_actions
+    for action, count in (("completed", len(report.completed)), ("discarded", len(report.discarded)),
+                          ("key_settled", report.keys_settled), ("archive_repaired", report.archives_repaired)):
+        if count:
+            metrics.labels(action).inc(count)
     for user_id in report.users:
         await services.notifier.balance_updated(user_id, await wallet.balance_of(services.db, user_id))
         await services.notifier.inventory_updated(user_id)

@@ -8,6 +8,8 @@ from typing import Any
 
 import socketio
 
+from cyberhub.metrics import Metrics
+from cyberhub.ratelimit import RateLimiter
 from cyberhub.realtime import Notifier
 from cyberhub.security import Passwords, Tokens
 from settings import Settings
@@ -48,6 +50,14 @@ class Services:
     notifier: Notifier
     inflight: InFlight = field(default_factory=InFlight)
     openapi_json: str | None = None  # built on first request
+    metrics: Metrics = field(init=False)
+    limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(connected_sockets=self.notifier.connected_clients)
+        self.notifier.metrics = self.metrics
+        self.limiter = RateLimiter(self.settings.rate_limit_rules(), redis_url=self.settings.redis_url,
+                                   enabled=self.settings.rate_limit_enabled)
 
     def cors_allows(self, origin: str) -> bool:
         allowed = self.settings.cors_origin_list

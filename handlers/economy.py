@@ -52,6 +52,7 @@ class OpenCaseHandler(BaseHandler):
 
     async def _open(self, case_id: str, op_id: str | None) -> tuple[int, dict]:
         result = await openings.open_case(self.db, user_id=self.user_id, case_id=case_id, op_id=op_id or new_id())
+        self.services.metrics.cases_opened.inc()
         await self.notifier.balance_updated(self.user_id, result.balance)
         await self.notifier.inventory_updated(self.user_id)
         await self.notifier.drop_new(result.drop)
@@ -103,6 +104,7 @@ class ClaimHandler(BaseHandler):
     async def post(self) -> None:
         body = self.parse_body(ClaimRequest)
         sale = await inventory.claim(self.db, user_id=self.user_id, item_id=body.item_id)
+        self.services.metrics.items_sold.inc()
         await self.notifier.balance_updated(self.user_id, sale.balance)
         await self.notifier.inventory_updated(self.user_id)
         self.write_json(ClaimResponse(item_id=sale.item_id, amount=sale.amount, balance=sale.balance))

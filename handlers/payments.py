@@ -35,6 +35,8 @@ class PaymentCallbackHandler(BaseHandler):
             remote_ip=self.request.remote_ip or "",
         )
         if result.credited_user:
+            self.services.metrics.payments_credited.inc()
+            self.services.metrics.payments_amount.inc(result.credited_amount)
             balance = await wallet.balance_of(self.db, result.credited_user)
             await self.notifier.balance_updated(result.credited_user, balance)
         self.write_json(PaymentResponse(duplicate=result.duplicate))
