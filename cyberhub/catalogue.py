@@ -54,21 +54,29 @@ async def create_case(db: Database, data: CaseInput, *, admin_id: str) -> dict:
     return case
 
 
+REPLACE_ATTEMPTS = 10
+
+
 async def replace_case(db: Database, case_id: str, data: CaseInput) -> dict:
-    current = await get_active(db, case_id)
-    # Archive the version being replaced first: if its copy was lost in a crash,
-    # this is the last moment its content is known.
-    await _archive(db, current)
-    updated = await db.cases.find_one_and_update(
-        {"_id": case_id, "active": True, "version": current["version"]},
-        {"$set": {**_content(data), "updatedAt": now()}, "$inc": {"version": 1}},
-        return_document=ReturnDocument.AFTER,
-    )
-    if updated is None:
-        await get_active(db, case_id)  # deleted meanwhile → 404
-        raise Conflict("The case was changed by someone else; reload and retry", code="edit_conflict")
-    await _archive(db, updated)
-    return updated
+    """Make `data` the case's next version. A replace has no precondition, so
+    losing the compare-and-set to a concurrent edit just means trying again on
+    top of the version that won."""
+    content = _content(data)
+    for _ in range(REPLACE_ATTEMPTS):
+        current = await get_active(db, case_id)
+        # Archive the version being replaced first: if its copy was lost in a crash,
+        # this is the last moment its content is known.
+        await _archive(db, current)
+        updated = await db.cases.find_one_and_update(
+            {"_id": case_id, "active": True, "version": current["version"]},
+            {"$set": {**content, "updatedAt": now()}, "$inc": {"version": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if updated is not None:
+            await _archive(db, updated)
+            return updated
+    await get_active(db, case_id)  # deleted meanwhile → 404
+    raise Conflict("The case is being edited by others right now; retry", code="edit_conflict")
 
 
 async def delete_case(db: Database, case_id: str) -> None:

@@ -266,3 +266,28 @@ async def test_rejected_admin_requests_emit_nothing_and_change_nothing(live, sam
         assert rec.names() == ["cases:updated"]
     finally:
         await client.disconnect()
+
+
+async def test_concurrent_replaces_each_make_a_version(live, sample_case):
+    """PUT carries no precondition, so racing replaces all succeed, one version each, all archived."""
+    token = await live.admin_token()
+    case_id = (await create(live, token, sample_case))["id"]
+    client, rec = await connect_socket(live.base_url)
+    try:
+        bodies = [{**sample_case, "name": f"Edit {n}", "price": 100 + n} for n in range(5)]
+        replies = await asyncio.gather(*(
+            live.api.call("PUT", f"/api/admin/cases/{case_id}", body, token=token) for body in bodies))
+        assert [r.status for r in replies] == [200] * 5, replies
+        assert sorted(r.body["case"]["version"] for r in replies) == [2, 3, 4, 5, 6]
+        await rec.wait_for("cases:updated", 5)
+
+        versions = await live.db.case_versions.find({"caseId": case_id}).sort("version", 1).to_list(None)
+        assert [v["version"] for v in versions] == [1, 2, 3, 4, 5, 6]
+        for reply in replies:  # each reply describes exactly the version it created
+            case = reply.body["case"]
+            assert versions[case["version"] - 1]["name"] == case["name"]
+            assert versions[case["version"] - 1]["price"] == case["price"]
+        (current,) = await listed(live)
+        assert current["version"] == 6 and current["name"] == versions[-1]["name"]
+    finally:
+        await client.disconnect()
