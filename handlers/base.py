@@ -185,7 +185,17 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_status(err.status)
         for name, value in err.headers.items():
             self.set_header(name, value)
+        if err.status == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.finish(json.dumps(err.envelope()))
+
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        """The methods this route serves (for the Allow header a 405 must carry)."""
+        base = tornado.web.RequestHandler
+        served = [m for m in ("GET", "POST", "PUT", "DELETE", "PATCH")
+                  if getattr(cls, m.lower()) is not getattr(base, m.lower())]
+        return [*served, "OPTIONS"]
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, AppError | tornado.web.HTTPError):

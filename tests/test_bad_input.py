@@ -108,6 +108,17 @@ async def test_wrong_method_is_405(world, method, path, role):
     token = world.tokens[role] if role else None
     reply = await world.api.call(method, path.format(case=world.case_id), {"name": "x"}, token=token)
     assert_envelope(reply, 405, "method_not_allowed")
+    allowed = reply.headers["Allow"].split(", ")
+    assert method not in allowed and "OPTIONS" in allowed and len(allowed) >= 2
+
+
+async def test_405_allow_header_lists_what_the_route_serves(world):
+    """The Allow header a 405 carries names exactly the route's methods."""
+    expected = {"/health": "GET, OPTIONS", "/api/cases": "GET, OPTIONS", "/api/auth/login": "POST, OPTIONS",
+                f"/api/admin/cases/{world.case_id}": "PUT, DELETE, OPTIONS"}
+    for path, allow in expected.items():
+        reply = await world.api.call("PATCH", path, token=world.tokens["admin"])
+        assert reply.status == 405 and reply.headers["Allow"] == allow, (path, reply.headers.get("Allow"))
 
 
 # --- bodies -------------------------------------------------------------------------
