@@ -7,7 +7,10 @@ its own database, dropped afterwards); unset, the embedded store is used.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -25,6 +28,34 @@ from tests.support.client import Api
 ADMIN_USERNAME, ADMIN_PASSWORD = "root_admin", "admin-password-1"
 JWT_SECRET = "test-jwt-secret-" + "x" * 32
 WEBHOOK_SECRET = "test-webhook-secret-" + "y" * 32
+
+
+# Everything the suite sends that must never appear in a log line.
+SECRET_MARKERS = (JWT_SECRET, WEBHOOK_SECRET, ADMIN_PASSWORD, "correct horse", "scrape-me")
+JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")
+HMAC_HEX = re.compile(r"v1=[0-9a-f]{64}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def log_secret_scan() -> Any:
+    """Records every log line of the whole run (at DEBUG) and fails the run if
+    a secret, password, token or webhook signature ever reached the logs."""
+    path = tempfile.NamedTemporaryFile(prefix="cyberhub-test-log-", suffix=".log", delete=False).name
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    logging.getLogger("cyberhub").setLevel(logging.DEBUG)
+    yield path
+    root.removeHandler(handler)
+    handler.close()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    os.unlink(path)
+    assert "cyberhub.access" in text, "the scan must have seen the run's logs"
+    leaks = [m for m in SECRET_MARKERS if m in text] + JWT_PATTERN.findall(text) + HMAC_HEX.findall(text)
+    assert not leaks, f"secrets in logs: {leaks[:5]}"
 
 
 def make_settings(**overrides: Any) -> Settings:
