@@ -7,8 +7,9 @@ import asyncio
 import copy
 
 import pytest
+import socketio
 
-from tests.support.client import connect_socket
+from tests.support.client import WAIT, connect_socket
 
 TRANSPORTS = [["websocket"], ["polling"]]
 
@@ -289,5 +290,30 @@ async def test_concurrent_replaces_each_make_a_version(live, sample_case):
             assert versions[case["version"] - 1]["price"] == case["price"]
         (current,) = await listed(live)
         assert current["version"] == 6 and current["name"] == versions[-1]["name"]
+    finally:
+        await client.disconnect()
+
+
+async def test_cases_updated_arrives_only_after_the_write(live, sample_case):
+    """Whoever refetches on `cases:updated` sees the change: the store is read in the event handler itself,
+    which may run before the admin's HTTP reply has even arrived."""
+    token = await live.admin_token()
+    client, seen = socketio.AsyncClient(reconnection=False), asyncio.Queue()
+
+    @client.on("cases:updated")
+    async def on_update(*_):
+        await seen.put([(c["version"], c["active"]) for c in await live.db.cases.find({}).to_list(None)])
+
+    await client.connect(live.base_url, transports=["websocket"], wait_timeout=WAIT)
+    try:
+        create_task = asyncio.ensure_future(live.api.post("/api/admin/cases", sample_case, token=token))
+        assert await asyncio.wait_for(seen.get(), WAIT) == [(1, True)]
+        case_id = (await create_task).body["case"]["id"]
+        put = asyncio.ensure_future(live.api.call("PUT", f"/api/admin/cases/{case_id}", sample_case, token=token))
+        assert await asyncio.wait_for(seen.get(), WAIT) == [(2, True)]
+        await put
+        delete = asyncio.ensure_future(live.api.call("DELETE", f"/api/admin/cases/{case_id}", token=token))
+        assert await asyncio.wait_for(seen.get(), WAIT) == [(2, False)]
+        await delete
     finally:
         await client.disconnect()

@@ -71,11 +71,14 @@ async def test_bad_or_expired_token_is_refused_with_a_clear_message(live, transp
 
 
 async def test_no_token_is_anonymous_and_gets_public_events(live):
-    """No token: the socket connects and receives `cases:updated`, and `user:identify` is refused."""
+    """No token: the socket gets `cases:updated` but no user's events, and `user:identify` is refused."""
+    _, user = await live.api.register("someone")
     client, rec = await connect_socket(live.base_url)
     try:
-        ack = await client.call("user:identify", {"userId": "anyone"}, timeout=WAIT)
-        assert ack["success"] is False and ack["code"] == "identify_refused" and ack["error"]
+        ack = await client.call("user:identify", {"userId": user["id"]}, timeout=WAIT)
+        assert ack == {"success": False, "error": "Connect with your token (auth: {token}) before identifying",
+                       "code": "identify_refused"}
+        assert (await live.api.pay(user["id"], 100)).status == 200
         await barrier(live, rec)
         assert rec.names() == ["cases:updated"]
     finally:
