@@ -110,10 +110,25 @@ class Server:
                 await self._recovery_task
         if not await self.services.inflight.wait_idle(settings.shutdown_timeout_seconds):
             log.error("Shutdown timeout: %d request(s) still running", self.services.inflight.count)
+        # After the requests, so that the events they emit still reach everyone.
+        await self._close_sockets()
         await self.services.sio.shutdown()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.http.close_all_connections(), 5)
         log.info("Shutdown complete")
+
+    async def _close_sockets(self) -> None:
+        """Tell every socket of this process that the server is going away.
+
+        An engine.io close (not a Socket.IO "server disconnect") is what the
+        clients see, so socket.io-client reconnects on its own — through the
+        load balancer, to a process that is still running."""
+        eio = self.services.sio.eio
+        if not eio.sockets:  # engine.io's disconnect-all fails on an empty set
+            return
+        log.info("Closing %d socket(s)", len(eio.sockets))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(eio.disconnect(), 5)
 
 
 async def start(settings: Settings, database: Any, *, port: int | None = None, host: str | None = None) -> Server:
