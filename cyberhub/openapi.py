@@ -53,6 +53,7 @@ class Operation:
     params: tuple[Param, ...] = ()
     tags: tuple[str, ...] = field(default_factory=tuple)
     media_type: str = "application/json"
+    same_shape_statuses: tuple[int, ...] = ()  # non-2xx answers that carry the success model
 
 
 def endpoints(**operations: Operation) -> Mapping[str, Operation]:
@@ -113,8 +114,9 @@ def _operation(path: str, method: str, op: Operation, refs: dict) -> dict[str, A
         str(op.status): {"description": "Success", "content": {op.media_type: {"schema": success_schema}}},
     }
     for status in errors:
+        schema = success_schema if status in op.same_shape_statuses else error_ref
         responses[str(status)] = {"description": ERROR_TEXT[status],
-                                  "content": {"application/json": {"schema": error_ref}}}
+                                  "content": {"application/json": {"schema": schema}}}
     result: dict[str, Any] = {
         "summary": op.summary,
         "operationId": f"{method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",

@@ -106,6 +106,7 @@ class Notifier:
 
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self.sio = sio
+        self.metrics: Any = None  # set by Services: counts every emitted event by name
 
     def connected_clients(self) -> int:
         return len(self.sio.eio.sockets)
@@ -118,6 +119,9 @@ class Notifier:
                 await self.sio.emit(event, data, room=room)
         except Exception:  # the database write already happened; clients will refetch
             log.exception("Emit of %s failed", event)
+            return
+        if self.metrics is not None:
+            self.metrics.emitted(event)
 
     async def cases_updated(self) -> None:
         await self._emit("cases:updated")

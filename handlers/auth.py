@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from cyberhub import accounts
+from cyberhub.errors import Unauthorized
 from cyberhub.models import AuthResponse, Credentials
+from cyberhub.openapi import Operation, endpoints
 from handlers.base import BaseHandler
 
 
 class RegisterHandler(BaseHandler):
+    rate_limits = (("auth_per_ip", "ip"),)
+    api = endpoints(post=Operation("Create an account", AuthResponse, request=Credentials, status=201,
+                                   errors=(409,), tags=("auth",)))
     async def post(self) -> None:
         body = self.parse_body(Credentials)
         user = await accounts.register(
@@ -22,11 +27,22 @@ class RegisterHandler(BaseHandler):
 
 
 class LoginHandler(RegisterHandler):
+    api = endpoints(post=Operation("Log in", AuthResponse, request=Credentials, errors=(401,), tags=("auth",)))
+
     async def post(self) -> None:
         body = self.parse_body(Credentials)
-        user = await accounts.authenticate(
-            self.db, self.services.passwords, username=body.username, password=body.password
-        )
+        # Password guessing: after RATE_LIMIT_LOGIN_FAILURES failures a username is
+        # locked for the rest of the window, right password or not.
+        account = body.username.lower()
+        limiter = self.services.limiter
+        await limiter.check("login_failures", account)
+        try:
+            user = await accounts.authenticate(
+                self.db, self.services.passwords, username=body.username, password=body.password
+            )
+        except Unauthorized:
+            await limiter.hit("login_failures", account)
+            raise
         await self._answer(user, 200)
 
 

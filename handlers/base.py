@@ -22,6 +22,7 @@ from cyberhub.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     ServiceUnavailable,
     Unauthorized,
     error_for_status,
@@ -44,6 +45,8 @@ M = TypeVar("M", bound=BaseModel)
 class BaseHandler(tornado.web.RequestHandler):
     # None: public; "user": any logged-in user; "admin": admins only.
     required_role: ClassVar[str | None] = None
+    # (rule in settings' RATE_LIMIT_*, "user" | "ip"): counted before the handler runs.
+    rate_limits: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def initialize(self) -> None:
         self._chunks: list[bytes] = []
@@ -87,9 +90,11 @@ class BaseHandler(tornado.web.RequestHandler):
         if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             self._too_large = True
             self.refuse_after_body(PayloadTooLarge())
-        elif self.request.method != "OPTIONS" and self.required_role:
+        elif self.request.method != "OPTIONS":
             try:
-                await self._authenticate()
+                if self.required_role:
+                    await self._authenticate()
+                await self._count_rate_limits()
             except Exception as exc:
                 self.refuse_after_body(exc)
 
@@ -131,6 +136,15 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Access-Control-Max-Age", "600")
         self.set_status(204)
         self.finish()
+
+    async def _count_rate_limits(self) -> None:
+        for rule, scope in self.rate_limits:
+            key = self.user_id if scope == "user" else (self.request.remote_ip or "unknown")
+            try:
+                await self.services.limiter.hit(rule, key)
+            except RateLimited:
+                self.services.metrics.rate_limited.labels(type(self).__name__).inc()
+                raise
 
     # --- auth ------------------------------------------------------------------
     async def _authenticate(self) -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from cyberhub import catalogue
 from cyberhub.models import CaseInput, CaseListResponse, CaseResponse, Envelope
+from cyberhub.openapi import Operation, endpoints
 from handlers.base import BaseHandler
 
 
 class CaseListHandler(BaseHandler):
+    api = endpoints(get=Operation("Active cases with their items, chances, expected value and RTP",
+                                  CaseListResponse, tags=("catalogue",)))
     async def get(self) -> None:
         cases = await catalogue.list_active(self.db)
         self.write_json(CaseListResponse(cases=[catalogue.public_case(c) for c in cases]))
@@ -15,6 +18,8 @@ class CaseListHandler(BaseHandler):
 
 class AdminCaseCreateHandler(BaseHandler):
     required_role = "admin"
+    api = endpoints(post=Operation("Create a case", CaseResponse, request=CaseInput, auth="admin", status=201,
+                                   tags=("admin",)))
 
     async def post(self) -> None:
         data = self.parse_body(CaseInput)
@@ -25,6 +30,12 @@ class AdminCaseCreateHandler(BaseHandler):
 
 class AdminCaseHandler(BaseHandler):
     required_role = "admin"
+    api = endpoints(
+        put=Operation("Replace a case (makes a new version)", CaseResponse, request=CaseInput, auth="admin",
+                      errors=(404, 409), tags=("admin",)),
+        delete=Operation("Hide a case (history and inventory stay)", Envelope, auth="admin", errors=(404,),
+                         tags=("admin",)),
+    )
 
     async def put(self, case_id: str) -> None:
         data = self.parse_body(CaseInput)

@@ -14,6 +14,7 @@ DEFAULT_PAGE, MAX_PAGE = 50, 100
 
 class OpenCaseHandler(BaseHandler):
     required_role = "user"
+    rate_limits = (("open_per_user", "user"), ("open_per_ip", "ip"))
     api = endpoints(
         post=Operation(
             "Open a case: debit its price, draw an item, add it to the inventory",
@@ -90,6 +91,7 @@ class InventoryHandler(BaseHandler):
 
 class ClaimHandler(BaseHandler):
     required_role = "user"
+    rate_limits = (("claim_per_user", "user"),)
     api = endpoints(
         post=Operation(
             "Sell an owned item for its price",

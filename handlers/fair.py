@@ -25,6 +25,7 @@ class FairHandler(BaseHandler):
 
 class RotateHandler(BaseHandler):
     required_role = "user"
+    rate_limits = (("fair_per_user", "user"),)
     api = endpoints(
         post=Operation(
             "Reveal the server seed and commit a new one",
@@ -44,6 +45,7 @@ class RotateHandler(BaseHandler):
 
 class ClientSeedHandler(BaseHandler):
     required_role = "user"
+    rate_limits = (("fair_per_user", "user"),)
     api = endpoints(
         post=Operation(
             "Set the client seed (starts a new seed pair, like rotate)",
@@ -61,6 +63,7 @@ class ClientSeedHandler(BaseHandler):
 
 
 class VerifyHandler(BaseHandler):
+    rate_limits = (("verify_per_ip", "ip"),)
     api = endpoints(
         get=Operation(
             "Recompute a past draw",

@@ -6,10 +6,13 @@ from datetime import UTC, datetime
 
 from cyberhub.db import PyMongoError, ping
 from cyberhub.models import HealthResponse
+from cyberhub.openapi import Operation, endpoints
 from handlers.base import BaseHandler
 
 
 class HealthHandler(BaseHandler):
+    api = endpoints(get=Operation("Liveness and database reachability (503 when degraded)", HealthResponse,
+                                  same_shape_statuses=(503,), tags=("meta",)))
     async def get(self) -> None:
         try:
             await ping(self.db)

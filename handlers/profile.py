@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from cyberhub import accounts
 from cyberhub.models import ProfileResponse
+from cyberhub.openapi import Operation, endpoints
 from handlers.base import BaseHandler
 
 
 class ProfileHandler(BaseHandler):
     required_role = "user"
+    api = endpoints(get=Operation("The current user", ProfileResponse, auth="user", tags=("account",)))
 
     async def get(self) -> None:
         assert self.user is not None

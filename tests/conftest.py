@@ -40,7 +40,8 @@ HMAC_HEX = re.compile(r"v1=[0-9a-f]{64}")
 def log_secret_scan() -> Any:
     """Records every log line of the whole run (at DEBUG) and fails the run if
     a secret, password, token or webhook signature ever reached the logs."""
-    path = tempfile.NamedTemporaryFile(prefix="cyberhub-test-log-", suffix=".log", delete=False).name
+    fd, path = tempfile.mkstemp(prefix="cyberhub-test-log-", suffix=".log")
+    os.close(fd)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     handler.setLevel(logging.DEBUG)
@@ -75,6 +76,10 @@ def make_settings(**overrides: Any) -> Settings:
         "recovery_grace_seconds": 0.0,
         "recovery_interval_seconds": 3600.0,
         "idempotency_wait_seconds": 5.0,
+        # Limits stay on (same code path) but high enough for a suite that hammers
+        # one IP; tests/test_rate_limits.py sets real ones.
+        **{name: "100000/minute" for name in Settings.model_fields
+           if name.startswith("rate_limit_") and name != "rate_limit_enabled"},
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -1,0 +1,72 @@
+"""Abuse limits: 429 with Retry-After and the error envelope, nothing changed,
+and other users / IPs unaffected."""
+
+from __future__ import annotations
+
+from tests.test_economy import create_case, funded_user
+
+
+def assert_limited(reply) -> None:
+    assert reply.status == 429, reply
+    assert reply.body["success"] is False and reply.body["code"] == "rate_limited"
+    assert 1 <= int(reply.headers["Retry-After"]) <= 60
+
+
+async def test_registrations_per_ip(start_live):
+    live = await start_live(rate_limit_auth_per_ip="3/minute")
+    for n in range(3):
+        await live.api.register(f"burst_{n}")
+    reply = await live.api.post("/api/auth/register", {"username": "burst_4", "password": "long enough"})
+    assert_limited(reply)
+    assert await live.db.users.count_documents({"usernameLower": "burst_4"}) == 0
+
+
+async def test_failed_logins_lock_the_username_not_others(start_live):
+    live = await start_live(rate_limit_login_failures="2/minute")
+    await live.api.register("victim", "the real password")
+    await live.api.register("bystander", "another password")
+    for _ in range(2):
+        wrong = await live.api.post("/api/auth/login", {"username": "victim", "password": "guess guess"})
+        assert wrong.status == 401
+    # Locked for the window, even with the right password (the guesser cannot tell).
+    assert_limited(await live.api.post("/api/auth/login", {"username": "VICTIM", "password": "the real password"}))
+    assert (await live.api.post("/api/auth/login", {"username": "bystander", "password": "another password"})
+            ).status == 200
+    # Successful logins do not count towards the limit.
+    for _ in range(3):
+        assert (await live.api.post("/api/auth/login", {"username": "bystander", "password": "another password"})
+                ).status == 200
+
+
+async def test_opens_per_user_and_nothing_changes_when_limited(start_live, sample_case):
+    live = await start_live(rate_limit_open_per_user="2/minute")
+    case = await create_case(live, sample_case)
+    token, user_id = await funded_user(live, "spinner", 5000)
+    other, _ = await funded_user(live, "calm", 5000)
+    for _ in range(2):
+        assert (await live.api.post("/api/cases/open", {"caseId": case["id"]}, token=token)).status == 200
+    assert_limited(await live.api.post("/api/cases/open", {"caseId": case["id"]}, token=token))
+    assert (await live.db.users.find_one({"_id": user_id}))["balance"] == 4000
+    assert await live.db.inventory.count_documents({"userId": user_id}) == 2
+    assert (await live.api.post("/api/cases/open", {"caseId": case["id"]}, token=other)).status == 200
+    metrics = (await live.api.get("/metrics")).body
+    assert 'cyberhub_rate_limited_total{route="OpenCaseHandler"} 1.0' in metrics
+
+
+async def test_claims_seed_changes_and_verify_are_limited(start_live, sample_case):
+    live = await start_live(rate_limit_claim_per_user="1/minute", rate_limit_fair_per_user="1/minute",
+                            rate_limit_verify_per_ip="1/minute")
+    case = await create_case(live, sample_case)
+    token, _ = await funded_user(live, "limited", 1000)
+    items = [(await live.api.post("/api/cases/open", {"caseId": case["id"]}, token=token)).body["item"]
+             for _ in range(2)]
+    assert (await live.api.post("/api/inventory/claim", {"itemId": items[0]["id"]}, token=token)).status == 200
+    assert_limited(await live.api.post("/api/inventory/claim", {"itemId": items[1]["id"]}, token=token))
+    assert (await live.db.inventory.find_one({"_id": items[1]["id"]}))["status"] == "owned"
+
+    assert (await live.api.post("/api/fair/rotate", token=token)).status == 200
+    assert_limited(await live.api.post("/api/fair/client-seed", {"clientSeed": "abc"}, token=token))
+
+    query = f"/api/fair/verify?serverSeed={'a' * 64}&clientSeed=c&nonce=0&caseId={case['id']}&version=1"
+    assert (await live.api.get(query)).status == 200
+    assert_limited(await live.api.get(query))
