@@ -79,6 +79,18 @@ class Settings(BaseSettings):
     generated_secrets: list[str] = Field(default_factory=list, exclude=True)
 
     @model_validator(mode="after")
+    def _empty_means_unset(self) -> Settings:
+        """`NAME=` in a .env file means "not set", not "set to the empty string"."""
+        for name in ("mongodb_uri", "redis_url", "admin_username"):
+            if getattr(self, name) == "":
+                setattr(self, name, None)
+        for name in ("jwt_secret", "payment_webhook_secret", "admin_password", "metrics_token"):
+            value = getattr(self, name)
+            if value is not None and not value.get_secret_value():
+                setattr(self, name, None)
+        return self
+
+    @model_validator(mode="after")
     def _guard_secrets(self) -> Settings:
         missing = [name for name in ("jwt_secret", "payment_webhook_secret") if not self._secret(name)]
         if self.environment == "production":

@@ -13,7 +13,8 @@ from typing import Any
 
 import socketio
 
-from cyberhub.errors import AppError, Forbidden
+from cyberhub.errors import AppError, Forbidden, RateLimited
+from cyberhub.ratelimit import RateLimiter
 from cyberhub.security import Tokens
 
 log = logging.getLogger("cyberhub.realtime")
@@ -31,6 +32,7 @@ def create_socket_server(
     ping_timeout: float,
     max_buffer_bytes: int,
     redis_url: str | None = None,
+    limiter: RateLimiter | None = None,
 ) -> socketio.AsyncServer:
     manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
     sio = socketio.AsyncServer(
@@ -44,7 +46,7 @@ def create_socket_server(
         logger=False,
         engineio_logger=False,
     )
-    _register_handlers(sio, tokens)
+    _register_handlers(sio, tokens, limiter)
     return sio
 
 
@@ -60,7 +62,11 @@ def tornado_handler(sio: socketio.AsyncServer) -> type:
     return Handler
 
 
-def _register_handlers(sio: socketio.AsyncServer, tokens: Tokens) -> None:
+def _register_handlers(
+    sio: socketio.AsyncServer,
+    tokens: Tokens,
+    limiter: RateLimiter | None,
+) -> None:
     @sio.event
     async def connect(sid: str, environ: dict, auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
@@ -80,6 +86,12 @@ def _register_handlers(sio: socketio.AsyncServer, tokens: Tokens) -> None:
 
     @sio.on("user:identify")
     async def identify(sid: str, data: Any = None) -> dict:
+        if limiter is not None:
+            try:
+                await limiter.hit("socket_events", sid)
+            except RateLimited as exc:
+                log.warning("⛔ Socket %s is flooding user:identify; refused", sid)
+                return exc.envelope()
         session = await sio.get_session(sid)
         own_id = session.get("userId")
         wanted = data.get("userId") if isinstance(data, dict) else None

@@ -14,6 +14,7 @@ import tornado.netutil
 from cyberhub import accounts, recovery
 from cyberhub import db as dbmod
 from cyberhub.app import make_app
+from cyberhub.ratelimit import RateLimiter
 from cyberhub.realtime import Notifier, create_socket_server
 from cyberhub.security import Passwords, Tokens
 from cyberhub.services import Services
@@ -28,6 +29,8 @@ MAX_READ_BYTES = 16 * 1024 * 1024
 
 def build_services(settings: Settings, database: Any) -> Services:
     tokens = Tokens(settings.jwt_key, settings.jwt_ttl_seconds)
+    limiter = RateLimiter(settings.rate_limit_rules(), redis_url=settings.redis_url,
+                          enabled=settings.rate_limit_enabled)
     sio = create_socket_server(
         tokens=tokens,
         cors_origins=settings.cors_origin_list,
@@ -35,6 +38,7 @@ def build_services(settings: Settings, database: Any) -> Services:
         ping_timeout=settings.socket_ping_timeout,
         max_buffer_bytes=settings.socket_max_buffer_bytes,
         redis_url=settings.redis_url,
+        limiter=limiter,
     )
     passwords = Passwords(
         time_cost=settings.argon2_time_cost,
@@ -42,7 +46,7 @@ def build_services(settings: Settings, database: Any) -> Services:
         parallelism=settings.argon2_parallelism,
     )
     return Services(settings=settings, db=database, tokens=tokens, passwords=passwords, sio=sio,
-                    notifier=Notifier(sio))
+                    notifier=Notifier(sio), limiter=limiter)
 
 
 async def wait_for_database(database: Any, limit_seconds: float) -> None:

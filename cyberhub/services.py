@@ -50,14 +50,15 @@ class Services:
     notifier: Notifier
     inflight: InFlight = field(default_factory=InFlight)
     openapi_json: str | None = None  # built on first request
+    limiter: RateLimiter | None = None  # built from settings when not given
     metrics: Metrics = field(init=False)
-    limiter: RateLimiter = field(init=False)
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(connected_sockets=self.notifier.connected_clients)
         self.notifier.metrics = self.metrics
-        self.limiter = RateLimiter(self.settings.rate_limit_rules(), redis_url=self.settings.redis_url,
-                                   enabled=self.settings.rate_limit_enabled)
+        if self.limiter is None:
+            self.limiter = RateLimiter(self.settings.rate_limit_rules(), redis_url=self.settings.redis_url,
+                                       enabled=self.settings.rate_limit_enabled)
 
     def cors_allows(self, origin: str) -> bool:
         allowed = self.settings.cors_origin_list

@@ -30,6 +30,8 @@ JWT_SECRET = "test-jwt-secret-" + "x" * 32
 WEBHOOK_SECRET = "test-webhook-secret-" + "y" * 32
 
 
+SERVERS_STARTED: list[int] = []  # ports of every in-process server of this run
+
 # Everything the suite sends that must never appear in a log line.
 SECRET_MARKERS = (JWT_SECRET, WEBHOOK_SECRET, ADMIN_PASSWORD, "correct horse", "scrape-me")
 JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")
@@ -54,7 +56,8 @@ def log_secret_scan() -> Any:
     with open(path, encoding="utf-8") as f:
         text = f.read()
     os.unlink(path)
-    assert "cyberhub.access" in text, "the scan must have seen the run's logs"
+    if SERVERS_STARTED:
+        assert "cyberhub.access" in text, "the scan must have seen the run's logs"
     leaks = [m for m in SECRET_MARKERS if m in text] + JWT_PATTERN.findall(text) + HMAC_HEX.findall(text)
     assert not leaks, f"secrets in logs: {leaks[:5]}"
 
@@ -132,6 +135,7 @@ async def start_live(raw_db: Any, chaos: Chaos) -> AsyncIterator[Callable[..., A
         settings = make_settings(**overrides)
         server = await start(settings, ChaosDatabase(raw_db, chaos), port=0, host="127.0.0.1")
         servers.append(server)
+        SERVERS_STARTED.append(server.port)
         base_url = f"http://127.0.0.1:{server.port}"
         return Live(server=server, api=Api(base_url, session, WEBHOOK_SECRET), db=raw_db, chaos=chaos,
                     base_url=base_url)

@@ -135,3 +135,18 @@ async def test_identify_with_own_id_is_accepted(live, transports):
         assert rec.names() == [f"balance:updated:{user['id']}", "cases:updated"]
     finally:
         await client.disconnect()
+
+
+async def test_identify_flooding_is_refused(start_live):
+    live = await start_live(rate_limit_socket_events="3/minute")
+    token, user = await live.api.register("flooder")
+    client, rec = await connect_socket(live.base_url, token=token)
+    try:
+        acks = [await client.call("user:identify", {"userId": user["id"]}) for _ in range(5)]
+        assert acks[:3] == [{"success": True}] * 3
+        assert all(ack["code"] == "rate_limited" and ack["success"] is False for ack in acks[3:])
+        # The socket stays usable: its room still gets its events.
+        await live.api.pay(user["id"], 10)
+        assert await rec.wait_for(f"balance:updated:{user['id']}") == [{"balance": 10}]
+    finally:
+        await client.disconnect()
