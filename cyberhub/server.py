@@ -80,7 +80,9 @@ class Server:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.http = tornado.httpserver.HTTPServer(
-            make_app(services), max_body_size=MAX_READ_BYTES, idle_connection_timeout=60
+            make_app(services), max_body_size=MAX_READ_BYTES, idle_connection_timeout=60,
+            # Behind a proxy, the client IP (rate limits, logs) comes from X-Forwarded-For / X-Real-Ip.
+            xheaders=services.settings.trust_proxy_headers,
         )
         self.sockets: list[socket.socket] = []
         self._recovery_task: asyncio.Task | None = None

@@ -70,3 +70,22 @@ async def test_claims_seed_changes_and_verify_are_limited(start_live, sample_cas
     query = f"/api/fair/verify?serverSeed={'a' * 64}&clientSeed=c&nonce=0&caseId={case['id']}&version=1"
     assert (await live.api.get(query)).status == 200
     assert_limited(await live.api.get(query))
+
+
+async def test_client_ip_from_proxy_headers_only_when_trusted(start_live):
+    """Behind a load balancer every request comes from its IP; with
+    TRUST_PROXY_HEADERS the limit applies to each forwarded client instead."""
+    direct = await start_live(rate_limit_auth_per_ip="1/minute")
+    await direct.api.register("direct_1")
+    spoofed = await direct.api.post("/api/auth/register", {"username": "direct_2", "password": "long enough"},
+                                    headers={"X-Forwarded-For": "203.0.113.9"})
+    assert_limited(spoofed)  # not trusted: the header cannot dodge the limit
+
+    proxied = await start_live(rate_limit_auth_per_ip="1/minute", trust_proxy_headers=True)
+    for n, ip in enumerate(("203.0.113.1", "203.0.113.2")):
+        reply = await proxied.api.post("/api/auth/register", {"username": f"proxied_{n}", "password": "long enough"},
+                                       headers={"X-Forwarded-For": ip})
+        assert reply.status == 201
+    again = await proxied.api.post("/api/auth/register", {"username": "proxied_9", "password": "long enough"},
+                                   headers={"X-Forwarded-For": "203.0.113.1"})
+    assert_limited(again)
