@@ -67,7 +67,8 @@ async def test_tokens_expired_forged_malformed_missing_are_401(live):
     token, user = await live.api.register("dave")
     now = int(time.time())
     expired = jwt.encode({"sub": user["id"], "role": "user", "exp": now - 10}, JWT_SECRET, algorithm="HS256")
-    forged = jwt.encode({"sub": user["id"], "role": "admin", "exp": now + 600}, "not-the-secret-but-as-long-as-a-real-one", algorithm="HS256")
+    wrong_key = "not-the-secret-but-as-long-as-a-real-one"
+    forged = jwt.encode({"sub": user["id"], "role": "admin", "exp": now + 600}, wrong_key, algorithm="HS256")
     no_exp = jwt.encode({"sub": user["id"], "role": "user"}, JWT_SECRET, algorithm="HS256")
     none_alg = jwt.encode({"sub": user["id"], "role": "admin", "exp": now + 600}, None, algorithm="none")
     cases = {
