@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     idempotency_wait_seconds: float = Field(5.0, ge=0)
     # Operations younger than this are assumed to still be running somewhere.
     recovery_grace_seconds: float = Field(60.0, ge=0)
+    # A live money operation gives up (nothing charged) if it cannot move the money
+    # within this time; must stay below RECOVERY_GRACE_SECONDS.
+    operation_deadline_seconds: float = Field(20.0, gt=0)
     recovery_interval_seconds: float = Field(30.0, gt=0)
 
     socket_ping_interval: float = Field(25.0, gt=0)
@@ -74,6 +77,7 @@ class Settings(BaseSettings):
     rate_limit_fair_per_user: str = "30/minute"  # rotate / client-seed
     rate_limit_verify_per_ip: str = "120/minute"
     rate_limit_socket_events: str = "30/minute"  # user:identify per socket
+    rate_limit_webhook_forged_per_ip: str = "60/minute"  # badly signed webhook deliveries
 
     # Names of secrets that were missing and generated for this run (development only).
     generated_secrets: list[str] = Field(default_factory=list, exclude=True)
@@ -84,6 +88,8 @@ class Settings(BaseSettings):
         for name in ("mongodb_uri", "redis_url", "admin_username"):
             if getattr(self, name) == "":
                 setattr(self, name, None)
+        if not self.cors_origin_list:
+            self.cors_origins = "*"
         for name in ("jwt_secret", "payment_webhook_secret", "admin_password", "metrics_token"):
             value = getattr(self, name)
             if value is not None and not value.get_secret_value():
@@ -101,6 +107,8 @@ class Settings(BaseSettings):
         for name in missing:
             setattr(self, name, SecretStr(secrets.token_urlsafe(32)))
             self.generated_secrets.append(name.upper())
+        if 0 < self.recovery_grace_seconds <= self.operation_deadline_seconds:
+            raise ValueError("OPERATION_DEADLINE_SECONDS must be below RECOVERY_GRACE_SECONDS")
         if bool(self.admin_username) != bool(self.admin_password):
             raise ValueError("ADMIN_USERNAME and ADMIN_PASSWORD must be set together")
         return self

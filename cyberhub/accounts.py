@@ -22,7 +22,7 @@ def _new_user(username: str, password_hash: str, role: str) -> dict:
         "passwordHash": password_hash,
         "role": role,
         "balance": 0,
-        "pendingOps": [],
+        "appliedOps": [],
         "casesOpened": 0,
         "fair": fairness.new_seed_pair(),
         "createdAt": now(),

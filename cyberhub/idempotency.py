@@ -65,8 +65,13 @@ async def run_once(
     except AppError:
         await db.idempotency_keys.delete_one({"_id": doc_id})
         raise
+    # Upsert: should recovery have forgotten a key this slow request still held,
+    # the result is stored again, so later retries replay it.
     await db.idempotency_keys.update_one(
-        {"_id": doc_id}, {"$set": {"state": "done", "response": {"status": status, "body": body}}}
+        {"_id": doc_id},
+        {"$set": {"state": "done", "response": {"status": status, "body": body}},
+         "$setOnInsert": {"userId": user_id, "fingerprint": fingerprint, "opId": op_id, "createdAt": now()}},
+        upsert=True,
     )
     return (status, body), False
 

@@ -78,6 +78,9 @@ async def claim(db: Database, *, user_id: str, item_id: str) -> SaleResult:
         op = await operations.begin(db, sale_id(item_id), kind=KIND, user_id=user_id,
                                     itemId=item_id, amount=item["price"])
     except DuplicateKeyError:
+        first = await operations.get(db, sale_id(item_id))
+        if first is not None and first["state"] == operations.PENDING:
+            await complete_sale(db, first)  # its first attempt died half-way: finish it now
         raise Conflict("Item already sold", code="item_already_sold") from None
     balance = await complete_sale(db, op)
     return SaleResult(item_id=item_id, amount=item["price"], balance=balance)
@@ -91,8 +94,5 @@ async def complete_sale(db: Database, op: dict) -> int:
     )
     await wallet.credit_once(db, user_id=op["userId"], op_id=op["_id"], amount=op["amount"],
                              reason="item_sale", ref_id=op["itemId"])
-    await operations.finish(db, op["_id"])
-    ledger = await db.ledger.find_one({"_id": op["_id"]}, projection={"balanceAfter": 1})
-    if ledger and ledger.get("balanceAfter") is not None:
-        return ledger["balanceAfter"]
-    return await wallet.balance_of(db, op["userId"])
+    await operations.finish(db, op)
+    return await wallet.balance_after(db, op)

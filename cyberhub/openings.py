@@ -5,18 +5,18 @@ case version, the seed pair and nonce, and the drawn item — is written first;
 (2) one atomic update debits the price, advances the nonce and marks the
 operation on the user, but only if the balance covers the price and the seed
 pair and nonce are still the ones the draw used; (3) inventory item, opening
-record and ledger entry, all keyed by the operation id; (4) the marker is
-removed and the operation closed. `complete` finishes steps 3–4 and is what
-recovery re-runs.
+record and ledger entry, all keyed by the operation id; (4) the operation is
+closed. `complete` finishes steps 3–4 and is what recovery re-runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from cyberhub import catalogue, fairness, operations, wallet
 from cyberhub.db import Database, insert_once
-from cyberhub.errors import Conflict, NotFound
+from cyberhub.errors import Conflict, NotFound, ServiceUnavailable
 from cyberhub.models import FairPublic
 
 KIND = "open"
@@ -44,23 +44,36 @@ def _plan(case: dict, user: dict) -> dict:
     }
 
 
-async def open_case(db: Database, *, user_id: str, case_id: str, op_id: str) -> OpenResult:
+async def open_case(
+    db: Database, *, user_id: str, case_id: str, op_id: str, deadline_seconds: float
+) -> OpenResult:
+    """`deadline_seconds` bounds how long after the start the debit may still be
+    attempted; it is kept below RECOVERY_GRACE_SECONDS, so recovery never judges
+    an opening that may still debit."""
+    clock = asyncio.get_running_loop().time
+    started = clock()
     case = await catalogue.get_active(db, case_id)
     user = await db.users.find_one({"_id": user_id}, projection=wallet.USER_FIELDS)
     if user is None:
         raise NotFound("User not found", code="user_not_found")
-    began = False
+    op: dict | None = None
     while True:
         if user["balance"] < case["price"]:
-            if began:
+            if op is not None:
                 await operations.discard(db, op_id)
             raise Conflict("Insufficient balance", code="insufficient_balance")
+        if clock() - started > deadline_seconds:
+            if op is not None:
+                await operations.discard(db, op_id)
+            raise ServiceUnavailable("The opening took too long and was cancelled; nothing was charged",
+                                     code="operation_timeout")
         plan = _plan(case, user)
-        if began:
-            await operations.replan(db, op_id, **plan)
+        if op is None:
+            op = await operations.begin(db, op_id, kind=KIND, user_id=user_id, **plan)
+        elif await operations.replan(db, op_id, **plan):
+            op.update(plan)
         else:
-            await operations.begin(db, op_id, kind=KIND, user_id=user_id, **plan)
-            began = True
+            raise ServiceUnavailable("The opening was cancelled; nothing was charged", code="operation_timeout")
         after = await wallet.move(
             db, user_id=user_id, op_id=op_id, delta=-case["price"],
             guard={"fair.serverSeedHash": plan["serverSeedHash"], "fair.nonce": plan["nonce"]},
@@ -71,8 +84,7 @@ async def open_case(db: Database, *, user_id: str, case_id: str, op_id: str) -> 
         # Lost a race (another opening took this nonce, the seed rotated, or
         # the balance dropped): re-read and draw again with the fresh state.
         user = await db.users.find_one({"_id": user_id}, projection=wallet.USER_FIELDS)
-    op = await operations.get(db, op_id)
-    assert op is not None
+    # Money moved: finish from the plan in hand, whatever happened to the record.
     return await complete(db, op, balance_after=after["balance"])
 
 
@@ -103,8 +115,7 @@ async def complete(db: Database, op: dict, *, balance_after: int | None) -> Open
     await insert_once(db.openings, {"_id": op["_id"], **opening, "itemId": op["_id"], "createdAt": op["createdAt"]})
     await wallet.record(db, op_id=op["_id"], user_id=op["userId"], delta=-op["price"], reason="case_open",
                         ref_id=op["caseId"], balance_after=balance_after)
-    await wallet.release(db, user_id=op["userId"], op_id=op["_id"])
-    await operations.finish(db, op["_id"])
-    balance = balance_after if balance_after is not None else await wallet.balance_of(db, op["userId"])
+    await operations.finish(db, op)
+    balance = balance_after if balance_after is not None else await wallet.balance_after(db, op)
     fair = FairPublic(server_seed_hash=op["serverSeedHash"], client_seed=op["clientSeed"], nonce=op["nonce"])
     return OpenResult(item=item, balance=balance, fair=fair, drop=drop_payload(op))

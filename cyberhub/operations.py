@@ -22,13 +22,21 @@ async def begin(db: Database, op_id: str, *, kind: str, user_id: str, **fields: 
     return op
 
 
-async def replan(db: Database, op_id: str, **fields: object) -> None:
-    """Change a pending operation's plan (only before its money moved)."""
-    await db.operations.update_one({"_id": op_id, "state": PENDING}, {"$set": {**fields, "updatedAt": now()}})
+async def replan(db: Database, op_id: str, **fields: object) -> bool:
+    """Change a pending operation's plan (only before its money moved). False if
+    the operation is gone: recovery discarded it, so it must not go on."""
+    result = await db.operations.update_one({"_id": op_id, "state": PENDING},
+                                            {"$set": {**fields, "updatedAt": now()}})
+    return bool(result.matched_count)
 
 
-async def finish(db: Database, op_id: str) -> None:
-    await db.operations.update_one({"_id": op_id}, {"$set": {"state": DONE, "doneAt": now()}})
+async def finish(db: Database, op: dict) -> None:
+    """Close the operation. Upserts: if recovery wrongly discarded a live
+    operation whose money then moved, the record is written back, closed."""
+    rest = {k: v for k, v in op.items() if k not in ("_id", "state", "doneAt")}
+    await db.operations.update_one(
+        {"_id": op["_id"]}, {"$set": {"state": DONE, "doneAt": now()}, "$setOnInsert": rest}, upsert=True
+    )
 
 
 async def discard(db: Database, op_id: str) -> None:

@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from cyberhub import catalogue, inventory, openings, operations, payments, wallet
-from cyberhub.db import Database
+from cyberhub.db import Database, PyMongoError
 from cyberhub.ids import now
 from cyberhub.models import OpenCaseResponse
 
@@ -34,40 +34,55 @@ class Report:
     completed: list[str] = field(default_factory=list)
     discarded: list[str] = field(default_factory=list)
     users: set[str] = field(default_factory=set)
+    failed: list[str] = field(default_factory=list)
     keys_settled: int = 0
     archives_repaired: int = 0
 
     @property
     def changed_anything(self) -> bool:
-        return bool(self.completed or self.discarded or self.keys_settled or self.archives_repaired)
+        return bool(self.completed or self.discarded or self.failed or self.keys_settled or self.archives_repaired)
 
 
 async def recover(db: Database, *, grace_seconds: float = 0.0) -> Report:
     report = Report()
     cutoff = now() - timedelta(seconds=grace_seconds)
     for op in await operations.pending_before(db, cutoff):
-        user_id = op["userId"]
-        if op["kind"] == openings.KIND:
-            if await wallet.is_applied(db, user_id=user_id, op_id=op["_id"]):
-                await openings.complete(db, op, balance_after=None)
-                report.completed.append(op["_id"])
-            else:
-                await operations.discard(db, op["_id"])
-                report.discarded.append(op["_id"])
-                continue
-        elif op["kind"] == inventory.KIND:
-            await inventory.complete_sale(db, op)
-            report.completed.append(op["_id"])
-        elif op["kind"] == payments.KIND:
-            await payments.complete_payment(db, op)
-            report.completed.append(op["_id"])
-        else:
-            log.error("Unknown operation kind %r (%s) left alone", op["kind"], op["_id"])
-            continue
-        report.users.add(user_id)
+        try:
+            await _repair(db, op, report)
+        except PyMongoError:
+            raise  # the database is away: the whole pass waits for the next one
+        except Exception:  # one broken record must not block the others
+            report.failed.append(op["_id"])
+            log.exception("Recovery could not repair operation %s (%s); left pending", op["_id"], op.get("kind"))
     report.keys_settled = await _settle_keys(db, cutoff)
     report.archives_repaired = await catalogue.repair_archive(db)
     return report
+
+
+async def _repair(db: Database, op: dict, report: Report) -> None:
+    """Every step is idempotent and guarded, so several passes (in several
+    processes) may repair the same operation at once."""
+    kind = op["kind"]
+    if kind == openings.KIND:
+        if not await wallet.is_applied(db, user_id=op["userId"], op_id=op["_id"]):
+            await operations.discard(db, op["_id"])
+            report.discarded.append(op["_id"])
+            return
+        # Read the plan again now that the debit is known to have happened: a live
+        # request re-plans (new nonce, new draw) before each debit attempt, so only
+        # a copy read after the debit is sure to hold the plan that was charged.
+        fresh = await operations.get(db, op["_id"])
+        if fresh is None or fresh["state"] != operations.PENDING:
+            return  # finished by its own request meanwhile
+        await openings.complete(db, fresh, balance_after=None)
+    elif kind == inventory.KIND:
+        await inventory.complete_sale(db, op)
+    elif kind == payments.KIND:
+        await payments.complete_payment(db, op)
+    else:
+        raise ValueError(f"unknown operation kind {kind!r}")
+    report.completed.append(op["_id"])
+    report.users.add(op["userId"])
 
 
 async def _settle_keys(db: Database, cutoff: object) -> int:
@@ -78,11 +93,13 @@ async def _settle_keys(db: Database, cutoff: object) -> int:
             result = await openings.complete(db, op, balance_after=None)  # idempotent: rebuilds the result
             body = OpenCaseResponse(item=inventory.public_item(result.item), balance=result.balance,
                                     fair=result.fair).model_dump(mode="json", by_alias=True)
+            # Only if still running: the request itself may have stored its answer meanwhile.
             await db.idempotency_keys.update_one(
-                {"_id": key["_id"]}, {"$set": {"state": "done", "response": {"status": 200, "body": body}}}
+                {"_id": key["_id"], "state": "running"},
+                {"$set": {"state": "done", "response": {"status": 200, "body": body}}},
             )
         elif op is None:
-            await db.idempotency_keys.delete_one({"_id": key["_id"], "state": "running"})
+            await db.idempotency_keys.delete_one({"_id": key["_id"], "state": "running", "opId": key["opId"]})
         else:
             continue  # still pending: settled on a later pass
         settled += 1
@@ -93,11 +110,13 @@ async def recover_and_notify(services: Services, *, grace_seconds: float) -> Rep
     report = await recover(services.db, grace_seconds=grace_seconds)
     if report.changed_anything:
         log.warning(
-            "Recovery: %d operation(s) completed, %d discarded, %d idempotency key(s) settled, %d archive(s) repaired",
-            len(report.completed), len(report.discarded), report.keys_settled, report.archives_repaired,
+            "Recovery: %d operation(s) completed, %d discarded, %d failed, %d idempotency key(s) settled, "
+            "%d archive(s) repaired", len(report.completed), len(report.discarded), len(report.failed),
+            report.keys_settled, report.archives_repaired,
         )
     metrics = services.metrics.recovery_actions
     for action, count in (("completed", len(report.completed)), ("discarded", len(report.discarded)),
+                          ("failed", len(report.failed)),
                           ("key_settled", report.keys_settled), ("archive_repaired", report.archives_repaired)):
         if count:
             metrics.labels(action).inc(count)

@@ -104,6 +104,8 @@ class Server:
                 await recovery.recover_and_notify(self.services, grace_seconds=settings.recovery_grace_seconds)
             except dbmod.PyMongoError as exc:
                 log.warning("Recovery pass skipped, database error: %s", exc)
+            except Exception:  # never let one bad pass end recovery for the process's lifetime
+                log.exception("Recovery pass failed; trying again in %.0f s", settings.recovery_interval_seconds)
 
     async def shutdown(self) -> None:
         """Stop accepting, finish in-flight requests, tell sockets, then stop."""
@@ -112,7 +114,7 @@ class Server:
         self.http.stop()
         if self._recovery_task:
             self._recovery_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._recovery_task
         if not await self.services.inflight.wait_idle(settings.shutdown_timeout_seconds):
             log.error("Shutdown timeout: %d request(s) still running", self.services.inflight.count)

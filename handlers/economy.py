@@ -52,7 +52,10 @@ class OpenCaseHandler(BaseHandler):
         self.write_json(payload, status)
 
     async def _open(self, case_id: str, op_id: str | None) -> tuple[int, dict]:
-        result = await openings.open_case(self.db, user_id=self.user_id, case_id=case_id, op_id=op_id or new_id())
+        result = await openings.open_case(
+            self.db, user_id=self.user_id, case_id=case_id, op_id=op_id or new_id(),
+            deadline_seconds=self.services.settings.operation_deadline_seconds,
+        )
         self.services.metrics.cases_opened.inc()
         await self.notifier.balance_updated(self.user_id, result.balance)
         await self.notifier.inventory_updated(self.user_id)

@@ -7,7 +7,7 @@ from typing import Any
 
 
 async def assert_money_invariants(db: Any) -> dict[str, int]:
-    """For every user: balance == Σ ledger deltas, balance ≥ 0, no pending marker;
+    """For every user: balance == Σ ledger deltas, balance ≥ 0, every applied marker has its entry;
     no pending operation; every debit has its item and opening; every sale and
     payment is credited exactly once. Returns balances by user id."""
     ledger = await db.ledger.find({}).to_list(None)
@@ -19,7 +19,8 @@ async def assert_money_invariants(db: Any) -> dict[str, int]:
     for user in await db.users.find({}).to_list(None):
         assert isinstance(user["balance"], int) and user["balance"] >= 0, user
         assert user["balance"] == sums.get(user["_id"], 0), (user["username"], user["balance"], sums[user["_id"]])
-        assert user.get("pendingOps", []) == [], user
+        for op_id in user.get("appliedOps", []):
+            assert await db.ledger.find_one({"_id": op_id}) is not None, f"applied {op_id} has no ledger entry"
         balances[user["_id"]] = user["balance"]
     assert await db.operations.count_documents({"state": "pending"}) == 0
 
