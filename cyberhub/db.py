@@ -15,6 +15,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import (
     ConnectionFailure,
     DuplicateKeyError,
+    OperationFailure,
     PyMongoError,
     ServerSelectionTimeoutError,
 )
@@ -65,6 +66,8 @@ def connect(uri: str | None, db_name: str, timeout_ms: int = 5000) -> Store:
         uri,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
+        # A reply that never comes must not hold a money operation past its deadline.
+        socketTimeoutMS=max(2 * timeout_ms, 10_000),
         uuidRepresentation="standard",
     )
     return Store(client=client, db=client[db_name], embedded=False)
@@ -102,6 +105,11 @@ async def ensure_indexes(db: Database, *, idempotency_ttl_seconds: int) -> None:
     await db.payment_deliveries.create_indexes([IndexModel([("paymentId", ASCENDING), ("receivedAt", ASCENDING)])])
     await db.fair_seeds.create_indexes([IndexModel([("userId", ASCENDING), ("revealedAt", DESCENDING)])])
     # Idempotency keys are per user (the _id is "<userId>:<key>") and expire after the TTL.
-    await db.idempotency_keys.create_indexes(
-        [IndexModel([("createdAt", ASCENDING)], expireAfterSeconds=idempotency_ttl_seconds)]
-    )
+    ttl_index = IndexModel([("createdAt", ASCENDING)], expireAfterSeconds=idempotency_ttl_seconds)
+    try:
+        await db.idempotency_keys.create_indexes([ttl_index])
+    except OperationFailure:
+        # IDEMPOTENCY_TTL_HOURS changed since the index was made: replace the index.
+        log.warning("Idempotency key TTL changed to %d s: rebuilding its index", idempotency_ttl_seconds)
+        await db.idempotency_keys.drop_index("createdAt_1")
+        await db.idempotency_keys.create_indexes([ttl_index])

@@ -213,6 +213,14 @@ class FairRotateResponse(Envelope):
     fair: FairPublic
 
 
+class FairHistoryEntry(FairRevealed):
+    revealed_at: datetime
+
+
+class FairHistoryResponse(Envelope):
+    seeds: list[FairHistoryEntry]
+
+
 class VerifyResponse(Envelope):
     roll: float
     ticket: int

@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from dataclasses import dataclass
 
 from cyberhub import operations, wallet
 from cyberhub.db import Database, DuplicateKeyError
-from cyberhub.errors import AppError, BadRequest, NotFound, Unauthorized
+from cyberhub.errors import AppError, BadRequest, Conflict, NotFound, Unauthorized
 from cyberhub.ids import new_id, now
 from cyberhub.models import PaymentCallback
 from cyberhub.validation import parse_json
@@ -26,6 +27,8 @@ log = logging.getLogger("cyberhub.payments")
 KIND = "payment"
 SUCCEEDED = "succeeded"
 AUDIT_BODY_LIMIT = 64 * 1024
+UNSIGNED_BODY_LIMIT = 1024  # a forged delivery is kept for audit, but only its start
+TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
 def sign(secret: str, raw_body: bytes, timestamp: int) -> str:
@@ -40,7 +43,7 @@ def verify_signature(header: str | None, raw_body: bytes, *, secret: str, now_ts
     timestamp, candidates = None, []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
+        if key == "t" and TIMESTAMP.fullmatch(value):
             timestamp = int(value)
         elif key == "v1":
             candidates.append(value)
@@ -73,15 +76,21 @@ async def handle_delivery(
 ) -> DeliveryResult:
     delivery_id = new_id()
     received = now()
-    await db.payment_deliveries.insert_one({
-        "_id": delivery_id, "receivedAt": received, "remoteIp": remote_ip,
-        "signature": (signature or "")[:512], "body": raw_body[:AUDIT_BODY_LIMIT].decode("utf-8", "replace"),
-        "outcome": "processing",
-    })
-    outcome, fields = "error", {}
+    forged: Unauthorized | None = None
     try:
         verify_signature(signature, raw_body, secret=rules.secret, now_ts=int(received.timestamp()),
                          tolerance=rules.tolerance_seconds)
+    except Unauthorized as exc:
+        forged = exc
+    kept = raw_body[:UNSIGNED_BODY_LIMIT if forged else AUDIT_BODY_LIMIT]
+    await db.payment_deliveries.insert_one({
+        "_id": delivery_id, "receivedAt": received, "remoteIp": remote_ip, "signature": (signature or "")[:512],
+        "body": kept.decode("utf-8", "replace"), "bodyBytes": len(raw_body), "outcome": "processing",
+    })
+    outcome, fields = "error", {}
+    try:
+        if forged:
+            raise forged
         body = parse_json(raw_body, PaymentCallback)
         fields = {"paymentId": body.payment_id, "userId": body.user_id, "amount": body.amount,
                   "currency": body.currency, "status": body.status}
@@ -102,10 +111,10 @@ async def _apply(db: Database, body: PaymentCallback, rules: PaymentRules) -> tu
                          code="unsupported_currency")
     if body.amount > rules.max_amount:
         raise BadRequest(f"Amount exceeds the maximum of {rules.max_amount}", code="amount_too_large")
-    if body.status != SUCCEEDED:
-        return DeliveryResult(duplicate=False), f"recorded:{body.status}"
     if await db.users.find_one({"_id": body.user_id}, projection={"_id": 1}) is None:
         raise NotFound("Unknown userId", code="user_not_found")
+    if body.status != SUCCEEDED:
+        return DeliveryResult(duplicate=False), f"recorded:{body.status}"
     op_id = f"pay:{body.payment_id}"
     try:
         op = await operations.begin(db, op_id, kind=KIND, user_id=body.user_id, paymentId=body.payment_id,
@@ -114,7 +123,13 @@ async def _apply(db: Database, body: PaymentCallback, rules: PaymentRules) -> tu
         first = await operations.get(db, op_id) or {}
         if first.get("userId") != body.user_id or first.get("amount") != body.amount:
             log.warning("Payment %s repeated with a different user or amount; not credited", body.payment_id)
-            return DeliveryResult(duplicate=True), "duplicate_mismatch"
+            raise Conflict("paymentId was already used for another user or amount",
+                           code="payment_conflict") from None
+        if first.get("state") == operations.PENDING:
+            # The first delivery died half-way: finish it now rather than leave it to recovery.
+            await complete_payment(db, first)
+            return (DeliveryResult(duplicate=True, credited_user=body.user_id, credited_amount=body.amount),
+                    "duplicate_completed")
         return DeliveryResult(duplicate=True), "duplicate"
     await complete_payment(db, op)
     return DeliveryResult(duplicate=False, credited_user=body.user_id, credited_amount=body.amount), "credited"
@@ -123,4 +138,4 @@ async def _apply(db: Database, body: PaymentCallback, rules: PaymentRules) -> tu
 async def complete_payment(db: Database, op: dict) -> None:
     await wallet.credit_once(db, user_id=op["userId"], op_id=op["_id"], amount=op["amount"],
                              reason="payment", ref_id=op["paymentId"])
-    await operations.finish(db, op["_id"])
+    await operations.finish(db, op)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from cyberhub import fairness
 from cyberhub.db import Database, ReturnDocument
 from cyberhub.errors import NotFound
-from cyberhub.ids import now
-from cyberhub.models import FairPublic, FairRevealed
+from cyberhub.ids import as_utc, now
+from cyberhub.models import FairHistoryEntry, FairPublic, FairRevealed
 
 HISTORY_LIMIT = 100
 
@@ -40,6 +40,19 @@ async def rotate(db: Database, *, user_id: str, client_seed: str | None = None) 
             previous = FairRevealed(server_seed=old["serverSeed"], server_seed_hash=old["serverSeedHash"],
                                     client_seed=old["clientSeed"], nonce=old["nonce"])
             return previous, public(updated["fair"])
+
+
+async def history(db: Database, user_id: str) -> list[FairHistoryEntry]:
+    """Revealed seed pairs, newest first (the last HISTORY_LIMIT), so openings
+    stay verifiable even if a rotate answer was lost."""
+    user = await db.users.find_one({"_id": user_id}, projection={"fairHistory": 1})
+    if user is None:
+        raise NotFound("User not found", code="user_not_found")
+    return [
+        FairHistoryEntry(server_seed=h["serverSeed"], server_seed_hash=h["serverSeedHash"],
+                         client_seed=h["clientSeed"], nonce=h["nonce"], revealed_at=as_utc(h["revealedAt"]))
+        for h in reversed(user.get("fairHistory", []))
+    ]
 
 
 def public(fair: dict) -> FairPublic:

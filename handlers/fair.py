@@ -7,7 +7,7 @@ import re
 
 from cyberhub import catalogue, fairness, seeds
 from cyberhub.errors import BadRequest
-from cyberhub.models import ClientSeedRequest, FairResponse, FairRotateResponse, VerifyResponse
+from cyberhub.models import ClientSeedRequest, FairHistoryResponse, FairResponse, FairRotateResponse, VerifyResponse
 from cyberhub.openapi import Operation, Param, endpoints
 from handlers.base import BaseHandler
 
@@ -21,6 +21,15 @@ class FairHandler(BaseHandler):
 
     async def get(self) -> None:
         self.write_json(FairResponse(fair=seeds.public(await seeds.current(self.db, self.user_id))))
+
+
+class HistoryHandler(BaseHandler):
+    required_role = "user"
+    api = endpoints(get=Operation("Revealed seed pairs, newest first (last 100)", FairHistoryResponse,
+                                  auth="user", tags=("fair",)))
+
+    async def get(self) -> None:
+        self.write_json(FairHistoryResponse(seeds=await seeds.history(self.db, self.user_id)))
 
 
 class RotateHandler(BaseHandler):
@@ -108,6 +117,7 @@ class VerifyHandler(BaseHandler):
 default_handlers = [
     (r"/api/fair", FairHandler),
     (r"/api/fair/rotate", RotateHandler),
+    (r"/api/fair/history", HistoryHandler),
     (r"/api/fair/client-seed", ClientSeedHandler),
     (r"/api/fair/verify", VerifyHandler),
 ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from cyberhub import payments, wallet
+from cyberhub.errors import Unauthorized
 from cyberhub.models import PaymentCallback, PaymentResponse
 from cyberhub.openapi import Operation, endpoints
 from handlers.base import BaseHandler
@@ -15,14 +18,38 @@ class PaymentCallbackHandler(BaseHandler):
             PaymentResponse,
             request=PaymentCallback,
             auth="webhook",
-            errors=(404,),
+            errors=(404, 409),
             tags=("payments",),
         )
     )
 
     async def post(self) -> None:
+        ip = self.request.remote_ip or "unknown"
+        if not self._signed_correctly():
+            # Forged deliveries are stored for audit, but past the limit per IP they
+            # are refused before anything is stored. Signed ones are never limited.
+            await self.services.limiter.hit("webhook_forged_per_ip", ip)
+        result = await self._deliver(ip)
+        if result.credited_user:
+            self.services.metrics.payments_credited.inc()
+            self.services.metrics.payments_amount.inc(result.credited_amount)
+            balance = await wallet.balance_of(self.db, result.credited_user)
+            await self.notifier.balance_updated(result.credited_user, balance)
+        self.write_json(PaymentResponse(duplicate=result.duplicate))
+
+    def _signed_correctly(self) -> bool:
         settings = self.services.settings
-        result = await payments.handle_delivery(
+        try:
+            payments.verify_signature(self.request.headers.get("X-Signature"), self.raw_body,
+                                      secret=settings.webhook_key, now_ts=int(time.time()),
+                                      tolerance=settings.payment_tolerance_seconds)
+            return True
+        except Unauthorized:
+            return False
+
+    async def _deliver(self, ip: str) -> payments.DeliveryResult:
+        settings = self.services.settings
+        return await payments.handle_delivery(
             self.db,
             raw_body=self.raw_body,
             signature=self.request.headers.get("X-Signature"),
@@ -32,14 +59,8 @@ class PaymentCallbackHandler(BaseHandler):
                 currency=settings.currency,
                 max_amount=settings.payment_max_amount,
             ),
-            remote_ip=self.request.remote_ip or "",
+            remote_ip=ip,
         )
-        if result.credited_user:
-            self.services.metrics.payments_credited.inc()
-            self.services.metrics.payments_amount.inc(result.credited_amount)
-            balance = await wallet.balance_of(self.db, result.credited_user)
-            await self.notifier.balance_updated(result.credited_user, balance)
-        self.write_json(PaymentResponse(duplicate=result.duplicate))
 
 
 default_handlers = [(r"/api/payment/callback", PaymentCallbackHandler)]

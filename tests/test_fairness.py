@@ -138,3 +138,15 @@ async def test_verify_rejects_bad_parameters(live, sample_case):
         assert reply.status == status and reply.body["success"] is False, (key, value, reply)
     missing = await live.api.get("/api/fair/verify?serverSeed=" + SEED_A)
     assert missing.status == 400
+
+
+async def test_history_keeps_revealed_seeds_newest_first(live):
+    token, _ = await funded_user(live, "historian", 0)
+    revealed = [(await live.api.post("/api/fair/rotate", token=token)).body["previous"] for _ in range(3)]
+    history = await live.api.get("/api/fair/history", token=token)
+    assert history.status == 200
+    seeds = history.body["seeds"]
+    assert [s["serverSeed"] for s in seeds] == [r["serverSeed"] for r in reversed(revealed)]
+    assert all(hashlib.sha256(s["serverSeed"].encode()).hexdigest() == s["serverSeedHash"] for s in seeds)
+    current = (await live.api.get("/api/fair", token=token)).body["fair"]
+    assert current["serverSeedHash"] not in {s["serverSeedHash"] for s in seeds}, "the seed in use stays secret"

@@ -70,3 +70,13 @@ async def test_keys_expire_after_the_configured_ttl_index(live):
     indexes = await live.db.idempotency_keys.index_information()
     ttl = [spec for spec in indexes.values() if "expireAfterSeconds" in spec]
     assert ttl and ttl[0]["expireAfterSeconds"] >= 24 * 3600
+
+
+async def test_changing_the_ttl_setting_rebuilds_the_index(start_live):
+    """IDEMPOTENCY_TTL_HOURS changed on an existing database: start-up replaces
+    the index instead of failing with 'index already exists with different options'."""
+    first = await start_live()
+    second = await start_live(idempotency_ttl_hours=48)
+    indexes = await second.db.idempotency_keys.index_information()
+    assert indexes["createdAt_1"]["expireAfterSeconds"] == 48 * 3600
+    assert first.server.port != second.server.port

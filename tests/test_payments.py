@@ -105,11 +105,44 @@ async def test_non_succeeded_status_is_recorded_and_does_not_use_up_the_id(live)
     await assert_money_invariants(live.db)
 
 
-async def test_same_payment_id_with_different_amount_is_not_credited_again(live):
+async def test_same_payment_id_with_different_amount_is_409_and_not_credited(live):
     _, user = await live.api.register("greedy")
     await live.api.pay(user["id"], 100, payment_id="pay_x")
     reply = await live.api.pay(user["id"], 100_000, payment_id="pay_x")
-    assert reply.status == 200 and reply.body["duplicate"] is True
+    assert reply.status == 409 and reply.body["code"] == "payment_conflict"
     assert (await live.db.users.find_one({"_id": user["id"]}))["balance"] == 100
     last = await live.db.payment_deliveries.find({}).sort("receivedAt", -1).limit(1).to_list(None)
-    assert last[0]["outcome"] == "duplicate_mismatch"
+    assert last[0]["outcome"] == "rejected:payment_conflict"
+
+
+async def test_malformed_signature_timestamps_are_401_not_500(live):
+    _, user = await live.api.register("stamp")
+    raw = json.dumps(payload_for(user["id"])).encode()
+    good = live.api.webhook(raw)[1]["X-Signature"]
+    v1 = good.split(",")[1]
+    for stamp in ("9" * 5000, "²", "-5", "1e9", ""):
+        reply = await live.api.post("/api/payment/callback", raw=raw,
+                                    headers={"X-Signature": f"t={stamp},{v1}".encode("latin-1").decode("latin-1")})
+        assert reply.status == 401 and reply.body["code"] == "invalid_signature", stamp
+    assert await ledger_snapshot(live.db) == []
+
+
+async def test_forged_deliveries_are_limited_per_ip_and_stored_short(start_live):
+    live = await start_live(rate_limit_webhook_forged_per_ip="2/minute")
+    _, user = await live.api.register("spammed")
+    big = json.dumps({**payload_for(user["id"]), "paymentId": "x" * 100, "pad": "p" * 20_000}).encode()
+    for _ in range(2):
+        reply = await live.api.post("/api/payment/callback", raw=big, headers={"X-Signature": "t=1,v1=00"})
+        assert reply.status == 401
+    limited = await live.api.post("/api/payment/callback", raw=big, headers={"X-Signature": "t=1,v1=00"})
+    assert limited.status == 429 and limited.body["code"] == "rate_limited"
+    stored = await live.db.payment_deliveries.find({}).to_list(None)
+    assert len(stored) == 2 and all(len(d["body"]) <= 1024 and d["bodyBytes"] == len(big) for d in stored)
+    # The provider's correctly signed deliveries are not affected by the forgeries.
+    assert (await live.api.pay(user["id"], 300)).status == 200
+
+
+async def test_unknown_user_is_404_whatever_the_status(live):
+    for status in ("pending", "succeeded"):
+        reply = await live.api.pay("no-such-user", 100, status=status)
+        assert reply.status == 404 and reply.body["code"] == "user_not_found", status
