@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from cyberhub import catalogue, fairness, seeds
-from cyberhub.errors import BadRequest
+from cyberhub.errors import BadRequest, ValidationFailed
 from cyberhub.models import ClientSeedRequest, FairHistoryResponse, FairResponse, FairRotateResponse, VerifyResponse
 from cyberhub.openapi import Operation, Param, endpoints
 from handlers.base import BaseHandler
@@ -71,6 +71,11 @@ class ClientSeedHandler(BaseHandler):
         self.write_json(FairRotateResponse(previous=previous, fair=fair))
 
 
+def invalid(field: str, message: str) -> ValidationFailed:
+    """A query parameter error, shaped like a body validation error."""
+    return ValidationFailed(f"Invalid field '{field}': {message}", details=[{"field": field, "message": message}])
+
+
 class VerifyHandler(BaseHandler):
     rate_limits = (("verify_per_ip", "ip"),)
     api = endpoints(
@@ -92,21 +97,21 @@ class VerifyHandler(BaseHandler):
     def _arg(self, name: str) -> str:
         value = self.get_query_argument(name, None)
         if value is None:
-            raise BadRequest(f"Missing query parameter '{name}'", code="validation_error")
+            raise invalid(name, "Field required")
         return value
 
     def _int_arg(self, name: str) -> int:
         value = self._arg(name)
         if not value.isdigit() or len(value) > 15:
-            raise BadRequest(f"'{name}' must be a non-negative integer", code="validation_error")
+            raise invalid(name, "must be a non-negative integer")
         return int(value)
 
     async def get(self) -> None:
         server_seed, client_seed = self._arg("serverSeed"), self._arg("clientSeed")
         if not SEED_PATTERN.match(server_seed):
-            raise BadRequest("'serverSeed' must be 64 lowercase hex characters", code="validation_error")
+            raise invalid("serverSeed", "must be 64 lowercase hex characters")
         if not CLIENT_SEED_PATTERN.match(client_seed):
-            raise BadRequest("'clientSeed' must be 1–64 printable ASCII characters", code="validation_error")
+            raise invalid("clientSeed", "must be 1–64 printable ASCII characters")
         nonce, version = self._int_arg("nonce"), self._int_arg("version")
         case_version = await catalogue.get_version(self.db, self._arg("caseId"), version)
         drawn = fairness.draw(server_seed, client_seed, nonce, [i["weight"] for i in case_version["items"]])

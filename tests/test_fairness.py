@@ -137,7 +137,7 @@ async def test_verify_rejects_bad_parameters(live, sample_case):
         reply = await live.api.get("/api/fair/verify?" + query)
         assert reply.status == status and reply.body["success"] is False, (key, value, reply)
     missing = await live.api.get("/api/fair/verify?serverSeed=" + SEED_A)
-    assert missing.status == 400
+    assert missing.status == 400 and missing.body["details"] == [{"field": "clientSeed", "message": "Field required"}]
 
 
 async def test_history_keeps_revealed_seeds_newest_first(live):

@@ -21,7 +21,7 @@ NODE_LIMIT_SECONDS = 120.0  # upper bound per file; each takes about a second
 
 async def test_frontend_client_suite(live):
     node = shutil.which("node")
-    assert node, "Node.js (>= 20) is required for the frontend client tests"
+    assert node, "Node.js (>= 18.19, see js/package.json) is required for the frontend client tests"
     assert (JS_DIR / "node_modules" / "socket.io-client").is_dir(), (
         "js/node_modules is missing: run `npm ci --prefix js` (the locked socket.io-client) first"
     )
