@@ -8,6 +8,7 @@ from typing import Any
 
 import socketio
 
+from cyberhub.catalogue_cache import CatalogueCache
 from cyberhub.metrics import Metrics
 from cyberhub.ratelimit import RateLimiter
 from cyberhub.realtime import Notifier
@@ -50,6 +51,7 @@ class Services:
     notifier: Notifier
     inflight: InFlight = field(default_factory=InFlight)
     openapi_json: str | None = None  # built on first request
+    catalogue_cache: CatalogueCache = field(default_factory=CatalogueCache)
     limiter: RateLimiter | None = None  # built from settings when not given
     metrics: Metrics = field(init=False)
 

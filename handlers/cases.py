@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cyberhub import catalogue
+from cyberhub import catalogue, catalogue_cache
 from cyberhub.models import CaseInput, CaseListResponse, CaseResponse, Envelope
 from cyberhub.openapi import Operation, endpoints
 from handlers.base import BaseHandler
@@ -12,8 +12,7 @@ class CaseListHandler(BaseHandler):
     api = endpoints(get=Operation("Active cases with their items, chances, expected value and RTP",
                                   CaseListResponse, tags=("catalogue",)))
     async def get(self) -> None:
-        cases = await catalogue.list_active(self.db)
-        self.write_json(CaseListResponse(cases=[catalogue.public_case(c) for c in cases]))
+        self.finish(await self.services.catalogue_cache.body(self.db))
 
 
 class AdminCaseCreateHandler(BaseHandler):
@@ -24,6 +23,7 @@ class AdminCaseCreateHandler(BaseHandler):
     async def post(self) -> None:
         data = self.parse_body(CaseInput)
         case = await catalogue.create_case(self.db, data, admin_id=self.user_id)
+        await catalogue_cache.bump(self.db)
         await self.notifier.cases_updated()
         self.write_json(CaseResponse(case=catalogue.public_case(case)), 201)
 
@@ -40,11 +40,13 @@ class AdminCaseHandler(BaseHandler):
     async def put(self, case_id: str) -> None:
         data = self.parse_body(CaseInput)
         case = await catalogue.replace_case(self.db, case_id, data)
+        await catalogue_cache.bump(self.db)
         await self.notifier.cases_updated()
         self.write_json(CaseResponse(case=catalogue.public_case(case)))
 
     async def delete(self, case_id: str) -> None:
         await catalogue.delete_case(self.db, case_id)
+        await catalogue_cache.bump(self.db)
         await self.notifier.cases_updated()
         self.write_json(Envelope())
 

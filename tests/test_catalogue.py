@@ -317,3 +317,20 @@ async def test_cases_updated_arrives_only_after_the_write(live, sample_case):
         await delete
     finally:
         await client.disconnect()
+
+
+async def test_catalogue_changes_made_by_another_process_show_at_once(start_live, sample_case):
+    """GET /api/cases is served from a per-process cache; a change made through
+    another server on the same database invalidates it through the stamp."""
+    reader = await start_live()
+    writer = await start_live()
+    assert (await reader.api.get("/api/cases")).body["cases"] == []  # cached: empty
+    admin = await writer.admin_token()
+    created = await writer.api.post("/api/admin/cases", sample_case, token=admin)
+    case_id = created.body["case"]["id"]
+    assert [c["id"] for c in (await reader.api.get("/api/cases")).body["cases"]] == [case_id]
+    renamed = {**sample_case, "name": "Renamed"}
+    await writer.api.call("PUT", f"/api/admin/cases/{case_id}", renamed, token=admin)
+    assert (await reader.api.get("/api/cases")).body["cases"][0]["name"] == "Renamed"
+    await writer.api.call("DELETE", f"/api/admin/cases/{case_id}", token=admin)
+    assert (await reader.api.get("/api/cases")).body["cases"] == []
