@@ -17,7 +17,9 @@ MIB = 1024 * 1024
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    # hide_input_in_errors: a start-up error must not print (parts of) secrets.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False,
+                                      hide_input_in_errors=True)
 
     environment: Literal["development", "production"] = "development"
     host: str = "0.0.0.0"
@@ -48,6 +50,7 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(64 * 1024, ge=8)
     argon2_parallelism: int = Field(4, ge=1)
+    argon2_threads: int = Field(2, ge=1)  # hashes computed at once (memory: threads × ARGON2_MEMORY_KIB)
 
     idempotency_ttl_hours: int = Field(24, ge=24)
     idempotency_wait_seconds: float = Field(5.0, ge=0)
@@ -70,7 +73,8 @@ class Settings(BaseSettings):
     # Abuse limits, "<count>/<second|minute|hour>" (the `limits` library's notation).
     rate_limit_enabled: bool = True
     rate_limit_auth_per_ip: str = "30/minute"  # register + login attempts from one IP
-    rate_limit_login_failures: str = "5/minute"  # failed logins for one username
+    rate_limit_login_failures: str = "5/minute"  # failed logins for one username from one IP
+    rate_limit_login_failures_per_account: str = "100/hour"  # failed logins for one username, any IP
     rate_limit_open_per_user: str = "120/minute"
     rate_limit_open_per_ip: str = "600/minute"
     rate_limit_claim_per_user: str = "120/minute"
@@ -102,6 +106,13 @@ class Settings(BaseSettings):
         if self.environment == "production":
             if missing:
                 raise ValueError(f"production requires {', '.join(n.upper() for n in missing)}")
+            weak = [n.upper() for n in ("jwt_secret", "payment_webhook_secret") if len(self._secret(n)) < 32]
+            if weak:
+                raise ValueError(f"{', '.join(weak)} must be at least 32 characters in production")
+            if not self.mongodb_uri:
+                raise ValueError("production requires MONGODB_URI (the embedded store loses everything on restart)")
+            if self.metrics_token is None:
+                raise ValueError("production requires METRICS_TOKEN (/metrics shows revenue)")
             if "*" in self.cors_origin_list:
                 raise ValueError("CORS_ORIGINS='*' is only allowed in development")
         for name in missing:

@@ -30,4 +30,6 @@ def make_app(services: Services) -> tornado.web.Application:
         default_handler_class=NotFoundHandler,
         log_function=log_request,
         compress_response=False,
+        # Socket.IO frames are refused past the same size as polling bodies.
+        websocket_max_message_size=services.settings.socket_max_buffer_bytes,
     )

@@ -98,9 +98,10 @@ async def ensure_indexes(db: Database, *, idempotency_ttl_seconds: int) -> None:
     await db.case_versions.create_indexes([IndexModel([("caseId", ASCENDING), ("version", ASCENDING)], unique=True)])
     await db.ledger.create_indexes([IndexModel([("userId", ASCENDING), ("createdAt", ASCENDING)])])
     await db.operations.create_indexes([IndexModel([("state", ASCENDING), ("createdAt", ASCENDING)])])
-    await db.inventory.create_indexes(
-        [IndexModel([("userId", ASCENDING), ("wonAt", DESCENDING), ("_id", DESCENDING)])]
-    )
+    await db.inventory.create_indexes([
+        IndexModel([("userId", ASCENDING), ("wonAt", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel([("status", ASCENDING)]),  # public "items sold" count
+    ])
     await db.openings.create_indexes([IndexModel([("createdAt", DESCENDING)])])
     await db.payment_deliveries.create_indexes([IndexModel([("paymentId", ASCENDING), ("receivedAt", ASCENDING)])])
     await db.fair_seeds.create_indexes([IndexModel([("userId", ASCENDING), ("revealedAt", DESCENDING)])])

@@ -5,6 +5,7 @@ behind the load balancer shares them; otherwise in this process's memory."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from cyberhub.errors import RateLimited
 
+log = logging.getLogger("cyberhub.ratelimit")
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -24,12 +27,18 @@ class Rule:
 
 
 class RateLimiter:
+    """If the counters' store (Redis) fails, requests are let through with a
+    warning: an outage of the limiter must not become an outage of the site."""
+
+    WARN_EVERY_SECONDS = 30.0
+
     def __init__(self, rules: dict[str, str], *, redis_url: str | None = None, enabled: bool = True) -> None:
-        storage: Storage = (
+        self.storage: Storage = (
             RedisStorage(redis_url.replace("redis://", "async+redis://", 1), implementation="redispy")
             if redis_url else MemoryStorage()
         )
-        self._limiter = MovingWindowRateLimiter(storage)
+        self._limiter = MovingWindowRateLimiter(self.storage)
+        self._last_warning = 0.0
         self.enabled = enabled
         self.rules = {name: Rule(name, parse(spec), f"Too many requests ({spec})") for name, spec in rules.items()}
 
@@ -38,7 +47,12 @@ class RateLimiter:
         if not self.enabled:
             return
         rule = self.rules[rule_name]
-        if not await self._limiter.hit(rule.limit, rule_name, key):
+        try:
+            allowed = await self._limiter.hit(rule.limit, rule_name, key)
+        except Exception as exc:  # counters unavailable: fail open
+            self._warn(exc)
+            return
+        if not allowed:
             raise await self._refusal(rule, key)
 
     async def check(self, rule_name: str, key: str) -> None:
@@ -46,8 +60,24 @@ class RateLimiter:
         if not self.enabled:
             return
         rule = self.rules[rule_name]
-        if not await self._limiter.test(rule.limit, rule_name, key):
+        try:
+            allowed = await self._limiter.test(rule.limit, rule_name, key)
+        except Exception as exc:  # counters unavailable: fail open
+            self._warn(exc)
+            return
+        if not allowed:
             raise await self._refusal(rule, key)
+
+    async def healthy(self) -> bool:
+        try:
+            return bool(await self.storage.check())
+        except Exception:
+            return False
+
+    def _warn(self, exc: Exception) -> None:
+        if time.monotonic() - self._last_warning >= self.WARN_EVERY_SECONDS:
+            self._last_warning = time.monotonic()
+            log.warning("Rate limits not enforced, their store failed: %s", type(exc).__name__)
 
     async def _refusal(self, rule: Rule, key: str) -> RateLimited:
         stats = await self._limiter.get_window_stats(rule.limit, rule.name, key)

@@ -59,6 +59,19 @@ def tornado_handler(sio: socketio.AsyncServer) -> type:
         def get_compression_options(self) -> None:
             return None
 
+        async def get(self, *args: Any, **kwargs: Any) -> None:
+            # Tornado accepts a websocket whose Origin equals the Host before it asks
+            # check_origin; engine.io then refuses the session after the upgrade,
+            # leaving a socket that hangs. Refuse such an upgrade here instead.
+            origin = self.request.headers.get("Origin")
+            upgrade = self.request.headers.get("Upgrade", "").lower() == "websocket"
+            if upgrade and origin is not None and self.allowed_origins is not None \
+                    and origin not in self.allowed_origins:
+                self.set_status(403)
+                self.finish("Origin not allowed")
+                return
+            await super().get(*args, **kwargs)
+
     return Handler
 
 

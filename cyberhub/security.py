@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import jwt
@@ -18,14 +19,17 @@ ROLES = ("user", "admin")
 class Passwords:
     """argon2id hashing, run off the IOLoop because each hash costs tens of ms."""
 
-    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int) -> None:
+    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int, threads: int = 2) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+        # Its own small pool: at most `threads` hashes (each ARGON2_MEMORY_KIB) at once,
+        # whatever the number of concurrent logins; the others queue.
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="argon2")
         # Verified against when the username does not exist, so that timing
         # does not tell which usernames are registered.
         self._dummy_hash = self._hasher.hash("cyberhub-dummy-password")
 
     async def hash(self, password: str) -> str:
-        return await asyncio.get_running_loop().run_in_executor(None, self._hasher.hash, password)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._hasher.hash, password)
 
     async def verify(self, stored_hash: str | None, password: str) -> bool:
         def check() -> bool:
@@ -34,7 +38,7 @@ class Passwords:
             except (VerifyMismatchError, VerificationError, InvalidHashError):
                 return False
 
-        return await asyncio.get_running_loop().run_in_executor(None, check)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, check)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ log = logging.getLogger("cyberhub.server")
 
 # Bodies above MAX_BODY_BYTES are read and dropped (then refused with 413);
 # above this the connection itself is dropped.
-MAX_READ_BYTES = 16 * 1024 * 1024
+MAX_READ_BYTES = 2 * 1024 * 1024
+BODY_TIMEOUT_SECONDS = 30.0  # a body trickling in slower than this is cut off
 
 
 def build_services(settings: Settings, database: Any) -> Services:
@@ -44,6 +45,7 @@ def build_services(settings: Settings, database: Any) -> Services:
         time_cost=settings.argon2_time_cost,
         memory_kib=settings.argon2_memory_kib,
         parallelism=settings.argon2_parallelism,
+        threads=settings.argon2_threads,
     )
     return Services(settings=settings, db=database, tokens=tokens, passwords=passwords, sio=sio,
                     notifier=Notifier(sio), limiter=limiter)
@@ -60,6 +62,27 @@ async def wait_for_database(database: Any, limit_seconds: float) -> None:
                 raise
             log.warning("Waiting for the database: %s", exc)
             await asyncio.sleep(1.0)
+
+
+async def wait_for_redis(url: str, limit_seconds: float) -> None:
+    """REDIS_URL set but unreachable: refuse to start, as for the database,
+    rather than run with events silently not crossing processes."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url)
+    deadline = asyncio.get_running_loop().time() + limit_seconds
+    try:
+        while True:
+            try:
+                await client.ping()
+                return
+            except aioredis.RedisError as exc:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise
+                log.warning("Waiting for Redis: %s", type(exc).__name__)
+                await asyncio.sleep(1.0)
+    finally:
+        await client.aclose()
 
 
 async def bootstrap(services: Services) -> None:
@@ -81,6 +104,7 @@ class Server:
         self.services = services
         self.http = tornado.httpserver.HTTPServer(
             make_app(services), max_body_size=MAX_READ_BYTES, idle_connection_timeout=60,
+            body_timeout=BODY_TIMEOUT_SECONDS,
             # Behind a proxy, the client IP (rate limits, logs) comes from X-Forwarded-For / X-Real-Ip.
             xheaders=services.settings.trust_proxy_headers,
         )

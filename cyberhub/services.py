@@ -13,6 +13,7 @@ from cyberhub.metrics import Metrics
 from cyberhub.ratelimit import RateLimiter
 from cyberhub.realtime import Notifier
 from cyberhub.security import Passwords, Tokens
+from cyberhub.stats import PublicStatsCache
 from settings import Settings
 
 
@@ -52,6 +53,7 @@ class Services:
     inflight: InFlight = field(default_factory=InFlight)
     openapi_json: str | None = None  # built on first request
     catalogue_cache: CatalogueCache = field(default_factory=CatalogueCache)
+    stats_cache: PublicStatsCache = field(default_factory=PublicStatsCache)
     limiter: RateLimiter | None = None  # built from settings when not given
     metrics: Metrics = field(init=False)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from cyberhub.db import Database
 from cyberhub.ids import as_utc
 from cyberhub.models import DropItem, DropPublic
@@ -24,7 +27,25 @@ async def recent_drops(db: Database, limit: int = RECENT_DROPS) -> list[DropPubl
 
 async def counts(db: Database) -> dict[str, int]:
     return {
-        "users": await db.users.count_documents({}),
-        "cases_opened": await db.openings.count_documents({}),
-        "items_sold": await db.inventory.count_documents({"status": "sold"}),
+        "users": await db.users.estimated_document_count(),
+        "cases_opened": await db.openings.estimated_document_count(),
+        "items_sold": await db.inventory.count_documents({"status": "sold"}),  # indexed
     }
+
+
+class PublicStatsCache:
+    """GET /api/stats/public is public and polled by every visitor's live feed:
+    compute it at most once per MAX_AGE_SECONDS per process, one computation at
+    a time, whatever the number of callers."""
+
+    MAX_AGE_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self._value: tuple[float, dict, list[DropPublic]] | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self, db: Database) -> tuple[dict, list[DropPublic]]:
+        async with self._lock:
+            if self._value is None or time.monotonic() - self._value[0] >= self.MAX_AGE_SECONDS:
+                self._value = (time.monotonic(), await counts(db), await recent_drops(db))
+            return self._value[1], self._value[2]

@@ -31,17 +31,21 @@ class LoginHandler(RegisterHandler):
 
     async def post(self) -> None:
         body = self.parse_body(Credentials)
-        # Password guessing: after RATE_LIMIT_LOGIN_FAILURES failures a username is
-        # locked for the rest of the window, right password or not.
+        # Password guessing: failures are counted per username *and* client IP, so a
+        # guesser locks only themselves out (usernames are public in the drop feed);
+        # a looser per-username limit slows guessing spread over many IPs.
         account = body.username.lower()
+        from_here = f"{account}|{self.request.remote_ip}"
         limiter = self.services.limiter
-        await limiter.check("login_failures", account)
+        await limiter.check("login_failures", from_here)
+        await limiter.check("login_failures_per_account", account)
         try:
             user = await accounts.authenticate(
                 self.db, self.services.passwords, username=body.username, password=body.password
             )
         except Unauthorized:
-            await limiter.hit("login_failures", account)
+            await limiter.hit("login_failures", from_here)
+            await limiter.hit("login_failures_per_account", account)
             raise
         await self._answer(user, 200)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from cyberhub import idempotency, inventory, openings
 from cyberhub.errors import BadRequest
 from cyberhub.ids import new_id
@@ -10,6 +12,7 @@ from cyberhub.openapi import Operation, Param, endpoints
 from handlers.base import BaseHandler
 
 DEFAULT_PAGE, MAX_PAGE = 50, 100
+DIGITS = re.compile(r"[0-9]{1,6}")
 
 
 class OpenCaseHandler(BaseHandler):
@@ -84,7 +87,7 @@ class InventoryHandler(BaseHandler):
 
     async def get(self) -> None:
         limit_arg = self.get_query_argument("limit", str(DEFAULT_PAGE))
-        if not limit_arg.isdigit() or not 1 <= int(limit_arg) <= MAX_PAGE:
+        if not DIGITS.fullmatch(limit_arg) or not 1 <= int(limit_arg) <= MAX_PAGE:
             raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}", code="invalid_limit")
         docs, next_cursor = await inventory.list_items(
             self.db, user_id=self.user_id, limit=int(limit_arg), cursor=self.get_query_argument("cursor", None)

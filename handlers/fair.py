@@ -12,6 +12,7 @@ from cyberhub.openapi import Operation, Param, endpoints
 from handlers.base import BaseHandler
 
 SEED_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+DIGITS = re.compile(r"[0-9]{1,15}")
 CLIENT_SEED_PATTERN = re.compile(r"^[\x20-\x7e]{1,64}$")
 
 
@@ -102,7 +103,7 @@ class VerifyHandler(BaseHandler):
 
     def _int_arg(self, name: str) -> int:
         value = self._arg(name)
-        if not value.isdigit() or len(value) > 15:
+        if not DIGITS.fullmatch(value):
             raise invalid(name, "must be a non-negative integer")
         return int(value)
 

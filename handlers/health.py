@@ -19,6 +19,9 @@ class HealthHandler(BaseHandler):
             status = "ok"
         except PyMongoError:
             status = "degraded"
+        # With REDIS_URL, events between processes and shared limits depend on Redis.
+        if status == "ok" and self.services.settings.redis_url and not await self.services.limiter.healthy():
+            status = "degraded"
         body = HealthResponse(
             status=status,
             websocket="active",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from cyberhub import stats
 from cyberhub.models import PublicStatsResponse
 from cyberhub.openapi import Operation, endpoints
 from handlers.base import BaseHandler
@@ -12,10 +11,10 @@ class PublicStatsHandler(BaseHandler):
     api = endpoints(get=Operation("Public statistics and recent drops", PublicStatsResponse, tags=("public",)))
 
     async def get(self) -> None:
-        counts = await stats.counts(self.db)
+        counts, drops = await self.services.stats_cache.get(self.db)
         self.write_json(
             PublicStatsResponse(
-                **counts, online=self.notifier.connected_clients(), recent_drops=await stats.recent_drops(self.db)
+                **counts, online=self.notifier.connected_clients(), recent_drops=drops
             )
         )
 

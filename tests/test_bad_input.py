@@ -187,7 +187,7 @@ async def test_body_over_1_mib_with_content_length_is_413(world):
     assert_envelope(await world.api.post("/api/auth/register", raw=raw), 413, "payload_too_large")
     reply = await world.api.post("/api/admin/cases", raw=raw, token=world.tokens["admin"])
     assert_envelope(reply, 413, "payload_too_large")
-    assert_envelope(await world.api.post("/api/payment/callback", raw=b"x" * (3 * MIB)), 413, "payload_too_large")
+    assert_envelope(await world.api.post("/api/payment/callback", raw=b"x" * (2 * MIB)), 413, "payload_too_large")
 
 
 async def test_chunked_body_over_1_mib_is_413(world):

@@ -28,7 +28,8 @@ async def test_failed_logins_lock_the_username_not_others(start_live):
     for _ in range(2):
         wrong = await live.api.post("/api/auth/login", {"username": "victim", "password": "guess guess"})
         assert wrong.status == 401
-    # Locked for the window, even with the right password (the guesser cannot tell).
+    # From that IP the account is locked for the window, even with the right
+    # password (the guesser cannot tell).
     assert_limited(await live.api.post("/api/auth/login", {"username": "VICTIM", "password": "the real password"}))
     assert (await live.api.post("/api/auth/login", {"username": "bystander", "password": "another password"})
             ).status == 200
@@ -89,3 +90,47 @@ async def test_client_ip_from_proxy_headers_only_when_trusted(start_live):
     again = await proxied.api.post("/api/auth/register", {"username": "proxied_9", "password": "long enough"},
                                    headers={"X-Forwarded-For": "203.0.113.1"})
     assert_limited(again)
+
+
+async def test_a_guesser_locks_only_themselves_out(start_live):
+    """Usernames are public (drop feed): failures from one IP must not lock the
+    owner out when they log in from elsewhere."""
+    live = await start_live(rate_limit_login_failures="2/minute", trust_proxy_headers=True)
+    await live.api.register("famous", "the real password")
+    attacker = {"X-Forwarded-For": "198.51.100.66"}
+    for _ in range(2):
+        reply = await live.api.post("/api/auth/login", {"username": "famous", "password": "guess guess"},
+                                    headers=attacker)
+        assert reply.status == 401
+    assert_limited(await live.api.post("/api/auth/login", {"username": "famous", "password": "guess guess"},
+                                       headers=attacker))
+    owner = await live.api.post("/api/auth/login", {"username": "famous", "password": "the real password"},
+                                headers={"X-Forwarded-For": "203.0.113.7"})
+    assert owner.status == 200
+
+
+async def test_guessing_spread_over_many_ips_is_capped_per_account(start_live):
+    live = await start_live(rate_limit_login_failures_per_account="3/minute", trust_proxy_headers=True)
+    await live.api.register("target2", "the real password")
+    for n in range(3):
+        reply = await live.api.post("/api/auth/login", {"username": "target2", "password": "guess guess"},
+                                    headers={"X-Forwarded-For": f"198.51.100.{n}"})
+        assert reply.status == 401
+    assert_limited(await live.api.post("/api/auth/login", {"username": "target2", "password": "guess guess"},
+                                       headers={"X-Forwarded-For": "198.51.100.99"}))
+
+
+async def test_stats_are_computed_at_most_once_per_window(live, sample_case):
+    """Public and polled by every visitor: served from a per-process cache. The
+    window is widened here so the check cannot depend on timing."""
+    from tests.test_economy import create_case, funded_user
+
+    live.services.stats_cache.MAX_AGE_SECONDS = 3600
+    case = await create_case(live, sample_case)
+    token, _ = await funded_user(live, "stat_user", 500)
+    first = (await live.api.get("/api/stats/public")).body
+    await live.api.post("/api/cases/open", {"caseId": case["id"]}, token=token)
+    second = (await live.api.get("/api/stats/public")).body
+    assert second["casesOpened"] == first["casesOpened"] == 0, "served from the cache"
+    live.services.stats_cache.MAX_AGE_SECONDS = 0
+    assert (await live.api.get("/api/stats/public")).body["casesOpened"] == 1

@@ -7,16 +7,31 @@ from pydantic import ValidationError
 
 from settings import Settings
 
+PRODUCTION = {"environment": "production", "jwt_secret": "j" * 32, "payment_webhook_secret": "w" * 32,
+              "cors_origins": "https://a.example, https://b.example", "mongodb_uri": "mongodb://db:27017",
+              "metrics_token": "m" * 32}
 
-def test_production_refuses_missing_secrets_and_wildcard_cors():
-    with pytest.raises(ValidationError, match="JWT_SECRET, PAYMENT_WEBHOOK_SECRET"):
-        Settings(_env_file=None, environment="production", cors_origins="https://cyberhub.example")
-    with pytest.raises(ValidationError, match="CORS_ORIGINS"):
-        Settings(_env_file=None, environment="production", jwt_secret="j" * 32, payment_webhook_secret="w" * 32)
-    ok = Settings(_env_file=None, environment="production", jwt_secret="j" * 32, payment_webhook_secret="w" * 32,
-                  cors_origins="https://a.example, https://b.example")
-    assert ok.cors_origin_list == ["https://a.example", "https://b.example"]
-    assert ok.generated_secrets == []
+
+def test_production_refuses_missing_or_unsafe_settings():
+    ok = Settings(_env_file=None, **PRODUCTION)
+    assert ok.cors_origin_list == ["https://a.example", "https://b.example"] and ok.generated_secrets == []
+    refusals = {
+        "JWT_SECRET, PAYMENT_WEBHOOK_SECRET": {"jwt_secret": None, "payment_webhook_secret": None},
+        "CORS_ORIGINS": {"cors_origins": "*"},
+        "at least 32 characters": {"jwt_secret": "short"},
+        "MONGODB_URI": {"mongodb_uri": None},
+        "METRICS_TOKEN": {"metrics_token": None},
+    }
+    for message, change in refusals.items():
+        with pytest.raises(ValidationError, match=message):
+            Settings(_env_file=None, **{**PRODUCTION, **change})
+
+
+def test_a_settings_error_never_prints_the_values():
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None, **{**PRODUCTION, "jwt_secret": "tiny-but-secret-value"})
+    assert "tiny-but-secret-value" not in str(caught.value)
+    assert "m" * 20 not in str(caught.value)
 
 
 def test_development_generates_missing_secrets_and_says_which():
