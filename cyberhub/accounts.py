@@ -24,6 +24,7 @@ def _new_user(username: str, password_hash: str, role: str) -> dict:
         "balance": 0,
         "appliedOps": [],
         "casesOpened": 0,
+        "tokenVersion": 0,
         "fair": fairness.new_seed_pair(),
         "createdAt": now(),
     }
@@ -47,9 +48,16 @@ async def authenticate(db: Database, passwords: Passwords, *, username: str, pas
 
 async def ensure_admin(db: Database, passwords: Passwords, *, username: str, password: str) -> None:
     """Make the configured admin exist: created, or promoted and its password reset."""
+    existing = await db.users.find_one({"usernameLower": username.lower()}, projection={"passwordHash": 1})
+    if existing is not None and await passwords.verify(existing.get("passwordHash"), password):
+        # Same password as before: keep the account's tokens valid across restarts.
+        await db.users.update_one({"_id": existing["_id"]}, {"$set": {"role": "admin"}})
+        return
+    # New password (or promotion): tokens issued before it stop working.
     password_hash = await passwords.hash(password)
     result = await db.users.update_one(
-        {"usernameLower": username.lower()}, {"$set": {"passwordHash": password_hash, "role": "admin"}}
+        {"usernameLower": username.lower()},
+        {"$set": {"passwordHash": password_hash, "role": "admin"}, "$inc": {"tokenVersion": 1}},
     )
     if result.matched_count:
         log.info("Admin account %r updated from settings", username)

@@ -46,6 +46,7 @@ class Claims:
     user_id: str
     role: str
     expires_at: int
+    version: int  # the user's tokenVersion when issued; a password reset bumps it
 
 
 class Tokens:
@@ -55,9 +56,9 @@ class Tokens:
         self._secret = secret
         self._ttl = ttl_seconds
 
-    def issue(self, user_id: str, role: str) -> str:
+    def issue(self, user_id: str, role: str, version: int = 0) -> str:
         now = int(time.time())
-        payload = {"sub": user_id, "role": role, "iat": now, "exp": now + self._ttl}
+        payload = {"sub": user_id, "role": role, "ver": version, "iat": now, "exp": now + self._ttl}
         return jwt.encode(payload, self._secret, algorithm=self.algorithm)
 
     def decode(self, token: str) -> Claims:
@@ -71,7 +72,10 @@ class Tokens:
             raise Unauthorized("Invalid token", code="invalid_token") from None
         if not isinstance(payload["sub"], str) or payload["role"] not in ROLES:
             raise Unauthorized("Invalid token", code="invalid_token")
-        return Claims(user_id=payload["sub"], role=payload["role"], expires_at=int(payload["exp"]))
+        version = payload.get("ver", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise Unauthorized("Invalid token", code="invalid_token")
+        return Claims(user_id=payload["sub"], role=payload["role"], expires_at=int(payload["exp"]), version=version)
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -21,7 +21,7 @@ class RegisterHandler(BaseHandler):
         await self._answer(user, 201)
 
     async def _answer(self, user: dict, status: int) -> None:
-        token = self.services.tokens.issue(user["_id"], user["role"])
+        token = self.services.tokens.issue(user["_id"], user["role"], user.get("tokenVersion", 0))
         profile = await accounts.public_profile(self.db, user)
         self.write_json(AuthResponse(token=token, user=profile), status)
 

@@ -155,6 +155,8 @@ class BaseHandler(tornado.web.RequestHandler):
         user = await accounts.get_user(self.db, claims.user_id)
         if user is None:
             raise Unauthorized("The token's user does not exist", code="invalid_token")
+        if claims.version != user.get("tokenVersion", 0):
+            raise Unauthorized("Token was revoked by a password change; log in again", code="token_revoked")
         if self.required_role == "admin" and user["role"] != "admin":
             raise Forbidden("Admin role required", code="admin_required")
         self.user = user

@@ -98,8 +98,13 @@ async def test_configured_admin_exists_and_password_is_reset_on_restart(start_li
     token = await first.admin_token()
     profile = await first.api.get("/api/profile", token=token)
     assert profile.body["user"]["role"] == "admin" and profile.body["user"]["username"] == ADMIN_USERNAME
+    same = await start_live()  # a restart with the same password keeps sessions
+    assert (await same.api.get("/api/profile", token=token)).status == 200
     second = await start_live(admin_password="a-new-admin-password")
-    await second.api.login(ADMIN_USERNAME, "a-new-admin-password")
+    revoked = await second.api.get("/api/profile", token=token)
+    assert revoked.status == 401 and revoked.body["code"] == "token_revoked"
+    new_token = await second.api.login(ADMIN_USERNAME, "a-new-admin-password")
+    assert (await second.api.get("/api/profile", token=new_token)).status == 200
     old = await second.api.post("/api/auth/login", {"username": ADMIN_USERNAME, "password": "admin-password-1"})
     assert old.status == 401
     assert await second.db.users.count_documents({"role": "admin"}) == 1
