@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -44,24 +45,18 @@ class RateLimiter:
 
     async def hit(self, rule_name: str, key: str) -> None:
         """Count one event; raise 429 (with Retry-After) if over the limit."""
-        if not self.enabled:
-            return
-        rule = self.rules[rule_name]
-        try:
-            allowed = await self._limiter.hit(rule.limit, rule_name, key)
-        except Exception as exc:  # counters unavailable: fail open
-            self._warn(exc)
-            return
-        if not allowed:
-            raise await self._refusal(rule, key)
+        await self._enforce(rule_name, key, self._limiter.hit)
 
     async def check(self, rule_name: str, key: str) -> None:
         """Raise 429 if the limit is already reached, without counting."""
+        await self._enforce(rule_name, key, self._limiter.test)
+
+    async def _enforce(self, rule_name: str, key: str, ask: Callable[..., Awaitable[bool]]) -> None:
         if not self.enabled:
             return
         rule = self.rules[rule_name]
         try:
-            allowed = await self._limiter.test(rule.limit, rule_name, key)
+            allowed = await ask(rule.limit, rule_name, key)
         except Exception as exc:  # counters unavailable: fail open
             self._warn(exc)
             return
