@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from cyberhub import catalogue, fairness, operations, wallet
 from cyberhub.db import Database, insert_once
 from cyberhub.errors import Conflict, NotFound, ServiceUnavailable
-from cyberhub.models import FairPublic
+from cyberhub.inventory import public_item
+from cyberhub.models import FairPublic, OpenCaseResponse
 
 KIND = "open"
 
@@ -116,6 +117,17 @@ async def complete(db: Database, op: dict, *, balance_after: int | None) -> Open
     await wallet.record(db, op_id=op["_id"], user_id=op["userId"], delta=-op["price"], reason="case_open",
                         ref_id=op["caseId"], balance_after=balance_after)
     await operations.finish(db, op)
+    return await result_of(db, op, balance_after=balance_after)
+
+
+async def result_of(db: Database, op: dict, *, balance_after: int | None = None) -> OpenResult:
+    """What a finished opening answered (no writes): for replays and recovery."""
     balance = balance_after if balance_after is not None else await wallet.balance_after(db, op)
     fair = FairPublic(server_seed_hash=op["serverSeedHash"], client_seed=op["clientSeed"], nonce=op["nonce"])
-    return OpenResult(item=item, balance=balance, fair=fair, drop=drop_payload(op))
+    return OpenResult(item=inventory_item(op), balance=balance, fair=fair, drop=drop_payload(op))
+
+
+def response_body(result: OpenResult) -> dict:
+    """The JSON body of POST /api/cases/open (also stored for Idempotency-Key replays)."""
+    return OpenCaseResponse(item=public_item(result.item), balance=result.balance,
+                            fair=result.fair).model_dump(mode="json", by_alias=True)

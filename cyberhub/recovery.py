@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from cyberhub import catalogue, inventory, openings, operations, payments, wallet
 from cyberhub.db import Database, PyMongoError
 from cyberhub.ids import now
-from cyberhub.models import OpenCaseResponse
 
 if TYPE_CHECKING:
     from cyberhub.services import Services
@@ -90,9 +89,7 @@ async def _settle_keys(db: Database, cutoff: object) -> int:
     for key in await db.idempotency_keys.find({"state": "running", "createdAt": {"$lte": cutoff}}).to_list(None):
         op = await operations.get(db, key["opId"])
         if op is not None and op["state"] == operations.DONE:
-            result = await openings.complete(db, op, balance_after=None)  # idempotent: rebuilds the result
-            body = OpenCaseResponse(item=inventory.public_item(result.item), balance=result.balance,
-                                    fair=result.fair).model_dump(mode="json", by_alias=True)
+            body = openings.response_body(await openings.result_of(db, op))
             # Only if still running: the request itself may have stored its answer meanwhile.
             await db.idempotency_keys.update_one(
                 {"_id": key["_id"], "state": "running"},

@@ -63,8 +63,7 @@ class OpenCaseHandler(BaseHandler):
         await self.notifier.balance_updated(self.user_id, result.balance)
         await self.notifier.inventory_updated(self.user_id)
         await self.notifier.drop_new(result.drop)
-        response = OpenCaseResponse(item=inventory.public_item(result.item), balance=result.balance, fair=result.fair)
-        return 200, response.model_dump(mode="json", by_alias=True)
+        return 200, openings.response_body(result)
 
 
 class InventoryHandler(BaseHandler):
