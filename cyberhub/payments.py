@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from cyberhub import operations, wallet
@@ -72,8 +73,16 @@ class PaymentRules:
 
 
 async def handle_delivery(
-    db: Database, *, raw_body: bytes, signature: str | None, rules: PaymentRules, remote_ip: str
+    db: Database,
+    *,
+    raw_body: bytes,
+    signature: str | None,
+    rules: PaymentRules,
+    remote_ip: str,
+    before_storing_forged: Callable[[], Awaitable[None]] | None = None,
 ) -> DeliveryResult:
+    """`before_storing_forged` runs when the signature is bad, before the audit
+    record is written; it may refuse the delivery (e.g. a per-IP limit)."""
     delivery_id = new_id()
     received = now()
     forged: Unauthorized | None = None
@@ -82,6 +91,8 @@ async def handle_delivery(
                          tolerance=rules.tolerance_seconds)
     except Unauthorized as exc:
         forged = exc
+        if before_storing_forged is not None:
+            await before_storing_forged()
     kept = raw_body[:UNSIGNED_BODY_LIMIT if forged else AUDIT_BODY_LIMIT]
     await db.payment_deliveries.insert_one({
         "_id": delivery_id, "receivedAt": received, "remoteIp": remote_ip, "signature": (signature or "")[:512],
