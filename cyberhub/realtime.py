@@ -14,6 +14,7 @@ from typing import Any
 import socketio
 
 from cyberhub.errors import AppError, Forbidden, RateLimited
+from cyberhub.metrics import Metrics
 from cyberhub.ratelimit import RateLimiter
 from cyberhub.security import Tokens
 
@@ -129,9 +130,9 @@ class Notifier:
     """Named emitters. Called only after the write they announce has succeeded;
     a failed emit is logged and never fails the request that caused it."""
 
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+    def __init__(self, sio: socketio.AsyncServer, metrics: Metrics) -> None:
         self.sio = sio
-        self.metrics: Any = None  # set by Services: counts every emitted event by name
+        self.metrics = metrics  # counts every emitted event by name
 
     def connected_clients(self) -> int:
         return len(self.sio.eio.sockets)
@@ -145,8 +146,7 @@ class Notifier:
         except Exception:  # the database write already happened; clients will refetch
             log.exception("Emit of %s failed", event)
             return
-        if self.metrics is not None:
-            self.metrics.emitted(event)
+        self.metrics.emitted(event)
 
     async def cases_updated(self) -> None:
         await self._emit("cases:updated")

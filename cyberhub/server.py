@@ -14,6 +14,7 @@ import tornado.netutil
 from cyberhub import accounts, recovery
 from cyberhub import db as dbmod
 from cyberhub.app import make_app
+from cyberhub.metrics import Metrics
 from cyberhub.ratelimit import RateLimiter
 from cyberhub.realtime import Notifier, create_socket_server
 from cyberhub.security import Passwords, Tokens
@@ -47,8 +48,9 @@ def build_services(settings: Settings, database: Any) -> Services:
         parallelism=settings.argon2_parallelism,
         threads=settings.argon2_threads,
     )
+    metrics = Metrics(connected_sockets=lambda: len(sio.eio.sockets))
     return Services(settings=settings, db=database, tokens=tokens, passwords=passwords, sio=sio,
-                    notifier=Notifier(sio), limiter=limiter)
+                    notifier=Notifier(sio, metrics), limiter=limiter, metrics=metrics)
 
 
 async def wait_for_database(database: Any, limit_seconds: float) -> None:

@@ -50,19 +50,12 @@ class Services:
     passwords: Passwords
     sio: socketio.AsyncServer
     notifier: Notifier
+    limiter: RateLimiter
+    metrics: Metrics
     inflight: InFlight = field(default_factory=InFlight)
     openapi_json: str | None = None  # built on first request
     catalogue_cache: CatalogueCache = field(default_factory=CatalogueCache)
     stats_cache: PublicStatsCache = field(default_factory=PublicStatsCache)
-    limiter: RateLimiter | None = None  # built from settings when not given
-    metrics: Metrics = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.metrics = Metrics(connected_sockets=self.notifier.connected_clients)
-        self.notifier.metrics = self.metrics
-        if self.limiter is None:
-            self.limiter = RateLimiter(self.settings.rate_limit_rules(), redis_url=self.settings.redis_url,
-                                       enabled=self.settings.rate_limit_enabled)
 
     def cors_allows(self, origin: str) -> bool:
         allowed = self.settings.cors_origin_list
