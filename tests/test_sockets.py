@@ -30,6 +30,15 @@ async def refusal(base_url: str, auth: dict, transports: list[str]) -> object:
     return errors[0]
 
 
+async def assert_gets_only_own_balance_event(live, rec: Recorder, own: dict, other: dict) -> None:
+    """Credit `other`, then `own`: once own's event arrives on this socket, other's
+    (emitted first) would have too — so its absence is proven, not hoped for."""
+    assert (await live.api.pay(other["id"], 300)).status == 200
+    assert (await live.api.pay(own["id"], 100)).status == 200
+    await rec.wait_for(f"balance:updated:{own['id']}")
+    assert rec.names() == [f"balance:updated:{own['id']}"]
+
+
 async def barrier(live, *recorders) -> None:
     """A public event every socket receives; once it arrives, anything emitted before it has too."""
     token = await live.admin_token()
@@ -97,10 +106,7 @@ async def test_a_socket_never_joins_another_users_room(live, transports):
             assert ack == {"success": False, "error": "userId does not match the authenticated user",
                            "code": "identify_refused"}, (data, ack)
 
-        assert (await live.api.pay(user_b["id"], 300)).status == 200
-        assert (await live.api.pay(user_a["id"], 100)).status == 200  # barrier on the same socket
-        await rec.wait_for(f"balance:updated:{user_a['id']}")
-        assert rec.names() == [f"balance:updated:{user_a['id']}"]
+        await assert_gets_only_own_balance_event(live, rec, user_a, user_b)
     finally:
         await client.disconnect()
 
@@ -114,10 +120,7 @@ async def test_extra_handshake_fields_cannot_pick_another_room(live):
     auth = {"token": token_a, "userId": user_b["id"], "room": f"user:{user_b['id']}"}
     await client.connect(live.base_url, auth=auth, transports=["websocket"], wait_timeout=WAIT)
     try:
-        assert (await live.api.pay(user_b["id"], 300)).status == 200
-        assert (await live.api.pay(user_a["id"], 100)).status == 200  # barrier on the same socket
-        await rec.wait_for(f"balance:updated:{user_a['id']}")
-        assert rec.names() == [f"balance:updated:{user_a['id']}"]
+        await assert_gets_only_own_balance_event(live, rec, user_a, user_b)
     finally:
         await client.disconnect()
 
