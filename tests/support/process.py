@@ -42,10 +42,14 @@ def free_port() -> int:
 
 
 async def refuses_connections(port: int) -> bool:
-    """True when nothing accepts TCP connections on 127.0.0.1:port."""
+    """True when nothing accepts TCP connections on 127.0.0.1:port.
+
+    A connection that was still in the listen backlog when the listener closed
+    is reset by the kernel (ECONNRESET) rather than refused: it was not
+    accepted either, so both count as a refusal."""
     try:
         _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
     writer.close()
     return False
