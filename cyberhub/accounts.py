@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from cyberhub import fairness
@@ -9,14 +10,14 @@ from cyberhub.db import Database, DuplicateKeyError
 from cyberhub.errors import Conflict, Unauthorized
 from cyberhub.ids import new_id, now
 from cyberhub.models import FairPublic, UserPublic
-from cyberhub.security import Passwords
+from cyberhub.security import Passwords, Tokens
 
 log = logging.getLogger("cyberhub.accounts")
 
 
-def _new_user(username: str, password_hash: str, role: str) -> dict:
+def _new_user(username: str, password_hash: str, role: str, user_id: str | None = None) -> dict:
     return {
-        "_id": new_id(),
+        "_id": user_id or new_id(),
         "username": username,
         "usernameLower": username.lower(),
         "passwordHash": password_hash,
@@ -46,6 +47,13 @@ async def authenticate(db: Database, passwords: Passwords, *, username: str, pas
     return user
 
 
+def configured_admin_id(username: str) -> str:
+    """The configured admin's id follows from its username, so every process
+    that creates it — on one database, or each on its own embedded store —
+    creates the same account, and its tokens are valid on all of them."""
+    return hashlib.sha256(f"cyberhub-admin:{username.lower()}".encode()).hexdigest()[:32]
+
+
 async def ensure_admin(db: Database, passwords: Passwords, *, username: str, password: str) -> None:
     """Make the configured admin exist: created, or promoted and its password reset."""
     existing = await db.users.find_one({"usernameLower": username.lower()}, projection={"passwordHash": 1})
@@ -63,7 +71,7 @@ async def ensure_admin(db: Database, passwords: Passwords, *, username: str, pas
         log.info("Admin account %r updated from settings", username)
         return
     try:
-        await db.users.insert_one(_new_user(username, password_hash, "admin"))
+        await db.users.insert_one(_new_user(username, password_hash, "admin", configured_admin_id(username)))
         log.info("Admin account %r created from settings", username)
     except DuplicateKeyError:  # created concurrently by another process: update it instead
         await ensure_admin(db, passwords, username=username, password=password)
@@ -71,6 +79,19 @@ async def ensure_admin(db: Database, passwords: Passwords, *, username: str, pas
 
 async def get_user(db: Database, user_id: str) -> dict | None:
     return await db.users.find_one({"_id": user_id}, projection={"passwordHash": 0})
+
+
+async def user_for_token(db: Database, tokens: Tokens, token: str) -> dict:
+    """The user a bearer token stands for, checked the same way for REST and
+    Socket.IO: a valid signature and expiry, a user that still exists, and the
+    user's current tokenVersion (a password change revokes older tokens)."""
+    claims = tokens.decode(token)
+    user = await get_user(db, claims.user_id)
+    if user is None:
+        raise Unauthorized("The token's user does not exist", code="invalid_token")
+    if claims.version != user.get("tokenVersion", 0):
+        raise Unauthorized("Token was revoked by a password change; log in again", code="token_revoked")
+    return user
 
 
 def public_fair(fair: dict) -> FairPublic:

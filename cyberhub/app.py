@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import tornado.web
 
+from cyberhub.engineio_handler import tornado_handler
 from cyberhub.logs import access_line
 from cyberhub.openapi import openapi_path
-from cyberhub.realtime import tornado_handler
 from cyberhub.services import Services
 from handlers import routes
 from handlers.base import NotFoundHandler

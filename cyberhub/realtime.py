@@ -9,16 +9,21 @@ handshake (`auth: {token}`) and joins only its own user's room.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
 
+from cyberhub.db import PyMongoError
 from cyberhub.errors import AppError, Forbidden, RateLimited
+from cyberhub.fanout import FastAsyncManager, FastRedisManager
 from cyberhub.metrics import Metrics
 from cyberhub.ratelimit import RateLimiter
-from cyberhub.security import Tokens
 
 log = logging.getLogger("cyberhub.realtime")
+
+# The user a handshake token stands for (accounts.user_for_token, as for REST).
+Authenticate = Callable[[str], Awaitable[dict]]
 
 
 def user_room(user_id: str) -> str:
@@ -27,7 +32,7 @@ def user_room(user_id: str) -> str:
 
 def create_socket_server(
     *,
-    tokens: Tokens,
+    authenticate: Authenticate,
     cors_origins: list[str],
     ping_interval: float,
     ping_timeout: float,
@@ -35,7 +40,9 @@ def create_socket_server(
     redis_url: str | None = None,
     limiter: RateLimiter | None = None,
 ) -> socketio.AsyncServer:
-    manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
+    # The broadcast fast path (cyberhub/fanout.py), for this process's clients
+    # and, with Redis, for events relayed from the other processes.
+    manager = FastRedisManager(redis_url) if redis_url else FastAsyncManager()
     sio = socketio.AsyncServer(
         async_mode="tornado",
         client_manager=manager,
@@ -47,38 +54,13 @@ def create_socket_server(
         logger=False,
         engineio_logger=False,
     )
-    _register_handlers(sio, tokens, limiter)
+    _register_handlers(sio, authenticate, limiter)
     return sio
-
-
-def tornado_handler(sio: socketio.AsyncServer) -> type:
-    """The engine.io Tornado handler with permessage-deflate off: per-socket zlib
-    state costs ~150 KiB per connection and the frontend's messages are tiny."""
-    base = socketio.get_tornado_handler(sio)
-
-    class Handler(base):  # type: ignore[misc, valid-type]
-        def get_compression_options(self) -> None:
-            return None
-
-        async def get(self, *args: Any, **kwargs: Any) -> None:
-            # Tornado accepts a websocket whose Origin equals the Host before it asks
-            # check_origin; engine.io then refuses the session after the upgrade,
-            # leaving a socket that hangs. Refuse such an upgrade here instead.
-            origin = self.request.headers.get("Origin")
-            upgrade = self.request.headers.get("Upgrade", "").lower() == "websocket"
-            if upgrade and origin is not None and self.allowed_origins is not None \
-                    and origin not in self.allowed_origins:
-                self.set_status(403)
-                self.finish("Origin not allowed")
-                return
-            await super().get(*args, **kwargs)
-
-    return Handler
 
 
 def _register_handlers(
     sio: socketio.AsyncServer,
-    tokens: Tokens,
+    authenticate: Authenticate,
     limiter: RateLimiter | None,
 ) -> None:
     @sio.event
@@ -87,11 +69,16 @@ def _register_handlers(
         user_id = None
         if token:
             try:
-                user_id = tokens.decode(token).user_id
+                user_id = (await authenticate(token))["_id"]
             except AppError as exc:
                 log.info("⛔ Socket refused: %s (socket %s)", exc.message, sid)
                 raise socketio.exceptions.ConnectionRefusedError(
                     f"Authentication error: {exc.message}"
+                ) from None
+            except PyMongoError as exc:
+                log.warning("⛔ Socket refused, database error: %s (socket %s)", type(exc).__name__, sid)
+                raise socketio.exceptions.ConnectionRefusedError(
+                    "Service temporarily unavailable; try again"
                 ) from None
         await sio.save_session(sid, {"userId": user_id})
         if user_id:

@@ -34,7 +34,7 @@ def build_services(settings: Settings, database: Any) -> Services:
     limiter = RateLimiter(settings.rate_limit_rules(), redis_url=settings.redis_url,
                           enabled=settings.rate_limit_enabled)
     sio = create_socket_server(
-        tokens=tokens,
+        authenticate=lambda token: accounts.user_for_token(database, tokens, token),
         cors_origins=settings.cors_origin_list,
         ping_interval=settings.socket_ping_interval,
         ping_timeout=settings.socket_ping_timeout,

@@ -151,12 +151,7 @@ class BaseHandler(tornado.web.RequestHandler):
         token = bearer_token(self.request.headers.get("Authorization"))
         if token is None:
             raise Unauthorized("Missing bearer token", code="missing_token")
-        claims = self.services.tokens.decode(token)
-        user = await accounts.get_user(self.db, claims.user_id)
-        if user is None:
-            raise Unauthorized("The token's user does not exist", code="invalid_token")
-        if claims.version != user.get("tokenVersion", 0):
-            raise Unauthorized("Token was revoked by a password change; log in again", code="token_revoked")
+        user = await accounts.user_for_token(self.db, self.services.tokens, token)
         if self.required_role == "admin" and user["role"] != "admin":
             raise Forbidden("Admin role required", code="admin_required")
         self.user = user

@@ -3,10 +3,11 @@ caused by a REST call on process B reaches a Socket.IO client connected to
 process A; without it, events stay in the process that emitted them.
 
 Each process is a real `python run.py`; Redis is a real `redis-server`.
-Unless MONGODB_URI is set, each process has its own embedded store, so a user
-must exist where the REST call is handled: the user registers on B, and the
-token B issues (signed with the JWT_SECRET both share) lets the socket on A
-join that user's room.
+Unless MONGODB_URI is set, each process has its own embedded store. A socket
+is authenticated as REST is (the token's user must exist on the process it
+connects to, with the token's version), so the account used across processes
+is the configured admin: every process creates it from the same settings,
+with the same id.
 """
 
 from __future__ import annotations
@@ -80,7 +81,10 @@ async def test_events_caused_on_b_reach_sockets_on_a_through_redis(redis, backen
     _, api_a = await backends("backend-a", REDIS_URL=redis_url)
     _, api_b = await backends("backend-b", REDIS_URL=redis_url)
 
-    token, user = await api_b.register("crosser")  # the user exists where the REST calls are handled
+    # The configured admin exists, with the same id, on both processes' stores.
+    logged_in = await api_b.post("/api/auth/login", {"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD})
+    assert logged_in.status == 200, logged_in
+    token, user = logged_in.body["token"], logged_in.body["user"]
     user_socket, on_a = await connect_socket(api_a.base_url, token=token)
     anon_socket, anon_on_a = await connect_socket(api_a.base_url, transports=["polling"])
     try:
@@ -89,8 +93,7 @@ async def test_events_caused_on_b_reach_sockets_on_a_through_redis(redis, backen
         assert await clients(api_a) == 2
         assert await clients(api_b) == 0
 
-        admin = await api_b.login(ADMIN_USERNAME, ADMIN_PASSWORD)
-        created = await api_b.post("/api/admin/cases", sample_case, token=admin)
+        created = await api_b.post("/api/admin/cases", sample_case, token=token)
         assert created.status == 201, created
         await on_a.wait_for("cases:updated")
         await anon_on_a.wait_for("cases:updated")
@@ -106,7 +109,7 @@ async def test_events_caused_on_b_reach_sockets_on_a_through_redis(redis, backen
         await on_a.wait_for(f"inventory:updated:{user['id']}")
         drops = await anon_on_a.wait_for("drop:new")
         assert drops == [{
-            "username": "crosser",
+            "username": ADMIN_USERNAME,
             "item": {k: opened.body["item"][k] for k in ("name", "rarity", "price", "image")},
             "caseId": case["id"],
             "caseName": case["name"],

@@ -153,3 +153,20 @@ async def test_identify_flooding_is_refused(start_live):
         assert await rec.wait_for(f"balance:updated:{user['id']}") == [{"balance": 10}]
     finally:
         await client.disconnect()
+
+
+@pytest.mark.parametrize("transports", TRANSPORTS, ids=["websocket", "polling"])
+async def test_handshake_refuses_tokens_that_rest_refuses(live, transports):
+    """A socket is authenticated exactly as a REST request: a correctly signed,
+    unexpired token is still refused when its user is gone or it was revoked."""
+    token, user = await live.api.register("revoked_rita")
+    await live.db.users.update_one({"_id": user["id"]}, {"$inc": {"tokenVersion": 1}})
+    assert (await live.api.get("/api/profile", token=token)).body["code"] == "token_revoked"
+    data = await refusal(live.base_url, {"token": token}, transports)
+    assert data == {"message": "Authentication error: Token was revoked by a password change; log in again"}
+
+    gone_token, gone = await live.api.register("deleted_dan")
+    await live.db.users.delete_one({"_id": gone["id"]})
+    assert (await live.api.get("/api/profile", token=gone_token)).body["code"] == "invalid_token"
+    data = await refusal(live.base_url, {"token": gone_token}, transports)
+    assert data == {"message": "Authentication error: The token's user does not exist"}
