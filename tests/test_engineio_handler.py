@@ -45,7 +45,7 @@ async def raw_request(base_url: str, head: str, body_parts: list[bytes]) -> tupl
         raw = await reader.read()  # the server closes after refusing a body it did not read
     finally:
         writer.close()
-    headers, _, body = raw.partition(b"\r\n\r\n")
+    _, _, body = raw.partition(b"\r\n\r\n")
     return int(status_line.split()[1]), body
 
 
