@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     socket_ping_interval: float = Field(25.0, gt=0)
     socket_ping_timeout: float = Field(20.0, gt=0)
     socket_max_buffer_bytes: int = Field(64 * 1024, ge=1024)
+    live_feed_max_per_second: int = Field(10, ge=0)  # drop:new broadcasts per second; 0 = no cap
     shutdown_timeout_seconds: float = Field(30.0, ge=0)
     # Behind a reverse proxy / load balancer: take the client IP from X-Forwarded-For / X-Real-Ip.
     trust_proxy_headers: bool = False
