@@ -7,9 +7,7 @@ idempotent and is also what recovery re-runs.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -34,19 +32,24 @@ def public_item(doc: dict) -> InventoryItemPublic:
     )
 
 
+# A page position: the last item's wonAt in epoch milliseconds and its id.
+# Plain text that a pattern describes completely (the OpenAPI document uses
+# CURSOR_PATTERN), so any string that matches it is a valid position and
+# nothing else is parsed. 13 digits reach the year 2286.
+CURSOR_PATTERN = r"^[0-9]{1,13}_[0-9a-f]{32}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
 def _encode_cursor(doc: dict) -> str:
     millis = int(as_utc(doc["wonAt"]).timestamp() * 1000)
-    return base64.urlsafe_b64encode(json.dumps([millis, doc["_id"]]).encode()).decode().rstrip("=")
+    return f"{millis}_{doc['_id']}"
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        millis, item_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(millis, int) or not isinstance(item_id, str):
-            raise ValueError
-        return datetime.fromtimestamp(millis / 1000, UTC), item_id
-    except (ValueError, TypeError, binascii.Error, OverflowError):
-        raise BadRequest("Invalid cursor", code="invalid_cursor") from None
+    if not _CURSOR.fullmatch(cursor):
+        raise BadRequest("Invalid cursor: pass the nextCursor of the previous page", code="invalid_cursor")
+    millis, item_id = cursor.split("_")
+    return datetime.fromtimestamp(int(millis) / 1000, UTC), item_id
 
 
 async def list_items(db: Database, *, user_id: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:

@@ -79,7 +79,8 @@ class InventoryHandler(BaseHandler):
                 Param(
                     "limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE}
                 ),
-                Param("cursor", "query", {"type": "string"}, description="nextCursor of the previous page"),
+                Param("cursor", "query", {"type": "string", "pattern": inventory.CURSOR_PATTERN},
+                      description="nextCursor of the previous page"),
             ),
         )
     )

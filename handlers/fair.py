@@ -13,6 +13,7 @@ from handlers.base import BaseHandler
 
 SEED_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 DIGITS = re.compile(r"[0-9]{1,15}")
+MAX_QUERY_INT = 10**15 - 1  # what DIGITS admits; the OpenAPI document says the same
 CLIENT_SEED_PATTERN = re.compile(r"^[\x20-\x7e]{1,64}$")
 
 
@@ -88,15 +89,18 @@ class VerifyHandler(BaseHandler):
             params=(
                 Param("serverSeed", "query", {"type": "string", "pattern": "^[0-9a-f]{64}$"}, required=True),
                 Param("clientSeed", "query", {"type": "string", "pattern": "^[ -~]{1,64}$"}, required=True),
-                Param("nonce", "query", {"type": "integer", "minimum": 0}, required=True),
+                Param("nonce", "query", {"type": "integer", "minimum": 0, "maximum": MAX_QUERY_INT}, required=True),
                 Param("caseId", "query", {"type": "string"}, required=True),
-                Param("version", "query", {"type": "integer", "minimum": 1}, required=True),
+                Param("version", "query", {"type": "integer", "minimum": 1, "maximum": MAX_QUERY_INT},
+                      required=True),
             ),
         )
     )
 
     def _arg(self, name: str) -> str:
-        value = self.get_query_argument(name, None)
+        # strip=False: a client seed may begin or end with spaces, and verify
+        # must recompute with exactly the seed that was used.
+        value = self.get_query_argument(name, None, strip=False)
         if value is None:
             raise invalid(name, "Field required")
         return value
@@ -114,6 +118,8 @@ class VerifyHandler(BaseHandler):
         if not CLIENT_SEED_PATTERN.match(client_seed):
             raise invalid("clientSeed", "must be 1–64 printable ASCII characters")
         nonce, version = self._int_arg("nonce"), self._int_arg("version")
+        if version < 1:
+            raise invalid("version", "must be a positive integer")
         case_version = await catalogue.get_version(self.db, self._arg("caseId"), version)
         drawn = fairness.draw(server_seed, client_seed, nonce, [i["weight"] for i in case_version["items"]])
         item = catalogue.public_case(case_version).items[drawn.index]
