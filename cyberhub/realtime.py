@@ -17,6 +17,7 @@ import socketio
 from cyberhub.db import PyMongoError
 from cyberhub.errors import AppError, Forbidden, RateLimited
 from cyberhub.fanout import FastAsyncManager, FastRedisManager
+from cyberhub.livefeed import LiveFeed
 from cyberhub.metrics import Metrics
 from cyberhub.ratelimit import RateLimiter
 
@@ -115,11 +116,16 @@ def _register_handlers(
 
 class Notifier:
     """Named emitters. Called only after the write they announce has succeeded;
-    a failed emit is logged and never fails the request that caused it."""
+    a failed emit is logged and never fails the request that caused it.
 
-    def __init__(self, sio: socketio.AsyncServer, metrics: Metrics) -> None:
+    `drop:new` goes through the live feed's cap (cyberhub/livefeed.py,
+    LIVE_FEED_MAX_PER_SECOND); every other event is sent at once."""
+
+    def __init__(self, sio: socketio.AsyncServer, metrics: Metrics, *, live_feed_max_per_second: int = 0) -> None:
         self.sio = sio
         self.metrics = metrics  # counts every emitted event by name
+        self.feed = LiveFeed(live_feed_max_per_second, self._broadcast_drop,
+                             on_skipped=metrics.live_feed_skipped.inc)
 
     def connected_clients(self) -> int:
         return len(self.sio.eio.sockets)
@@ -148,5 +154,12 @@ class Notifier:
         log.info("🎒 WebSocket: inventory updated for user %s", user_id)
 
     async def drop_new(self, drop: dict) -> None:
+        """Broadcast now, later (the most valuable of its interval) or never (skipped)."""
+        await self.feed.publish(drop)
+
+    async def _broadcast_drop(self, drop: dict) -> None:
         await self._emit("drop:new", drop)
         log.info("🎁 WebSocket: drop:new emitted (%s)", drop.get("caseName"))
+
+    def close(self) -> None:
+        self.feed.close()

@@ -14,6 +14,7 @@ import tornado.netutil
 from cyberhub import accounts, recovery
 from cyberhub import db as dbmod
 from cyberhub.app import make_app
+from cyberhub.loopmonitor import GcTimer, LoopLag, tune_gc
 from cyberhub.metrics import Metrics
 from cyberhub.ratelimit import RateLimiter
 from cyberhub.realtime import Notifier, create_socket_server
@@ -48,9 +49,12 @@ def build_services(settings: Settings, database: Any) -> Services:
         parallelism=settings.argon2_parallelism,
         threads=settings.argon2_threads,
     )
-    metrics = Metrics(connected_sockets=lambda: len(sio.eio.sockets))
+    manager = sio.manager
+    metrics = Metrics(connected_sockets=lambda: len(sio.eio.sockets),
+                      socket_deliveries=lambda: {"fast": manager.fast_deliveries, "queued": manager.queued_deliveries})
+    notifier = Notifier(sio, metrics, live_feed_max_per_second=settings.live_feed_max_per_second)
     return Services(settings=settings, db=database, tokens=tokens, passwords=passwords, sio=sio,
-                    notifier=Notifier(sio, metrics), limiter=limiter, metrics=metrics)
+                    notifier=notifier, limiter=limiter, metrics=metrics)
 
 
 async def wait_for_database(database: Any, limit_seconds: float) -> None:
@@ -112,6 +116,9 @@ class Server:
         )
         self.sockets: list[socket.socket] = []
         self._recovery_task: asyncio.Task | None = None
+        metrics = services.metrics
+        self.loop_lag = LoopLag(metrics.loop_lag.observe)
+        self.gc_timer = GcTimer(metrics.observe_gc)
 
     @property
     def port(self) -> int:
@@ -121,6 +128,8 @@ class Server:
         self.sockets = tornado.netutil.bind_sockets(port, host)
         self.http.add_sockets(self.sockets)
         self._recovery_task = asyncio.create_task(self._recovery_loop())
+        self.gc_timer.install()
+        self.loop_lag.start()
 
     async def _recovery_loop(self) -> None:
         settings = self.services.settings
@@ -147,6 +156,9 @@ class Server:
         # After the requests, so that the events they emit still reach everyone.
         await self._close_sockets()
         await self.services.sio.shutdown()
+        self.services.notifier.close()
+        await self.loop_lag.stop()
+        self.gc_timer.uninstall()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.http.close_all_connections(), 5)
         log.info("Shutdown complete")
@@ -168,6 +180,7 @@ class Server:
 async def start(settings: Settings, database: Any, *, port: int | None = None, host: str | None = None) -> Server:
     services = build_services(settings, database)
     await bootstrap(services)
+    tune_gc()  # start-up is over: freeze what it built, so collections never scan it again
     server = Server(services)
     server.listen(settings.port if port is None else port, settings.host if host is None else host)
     return server

@@ -1,0 +1,137 @@
+"""The public live feed (`drop:new`) with a cap: LIVE_FEED_MAX_PER_SECOND.
+
+Every `drop:new` is a broadcast to every socket, so the opening rate times the
+cost of a broadcast is what the feed costs. The cap bounds it:
+
+- at most `max_per_second` broadcasts in any one-second window (sliding);
+- while below that, every drop is broadcast at once, unchanged;
+- above it, drops wait as candidates: whenever the window allows one more
+  broadcast, the most valuable candidate (item price; the earlier one on a
+  tie) is sent and the other candidates are skipped — the feed shows the
+  best of each interval, never a backlog of stale drops;
+- 0 = no cap.
+
+`FeedGate` is the pure rule, driven by the caller's clock (tests give it
+explicit times); `LiveFeed` runs it on the event loop. Only `drop:new` goes
+through here: per-user events never wait for or depend on the cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+WINDOW_SECONDS = 1.0
+
+
+def drop_value(drop: dict) -> float:
+    item = drop.get("item") if isinstance(drop, dict) else None
+    price = item.get("price") if isinstance(item, dict) else None
+    return float(price) if isinstance(price, int | float) else 0.0
+
+
+class FeedGate:
+    """Decides, for given times, which drops are broadcast and which skipped."""
+
+    def __init__(self, max_per_second: int) -> None:
+        self.max_per_second = max_per_second
+        self.sent_at: deque[float] = deque()  # times of the broadcasts in the current window
+        self.candidate: dict | None = None  # the best drop waiting for a free slot
+        self.skipped = 0
+
+    def _expire(self, now: float) -> None:
+        while self.sent_at and self.sent_at[0] <= now - WINDOW_SECONDS:
+            self.sent_at.popleft()
+
+    def offer(self, drop: dict, now: float) -> dict | None:
+        """A new drop at `now`: returns it if it is to be broadcast now; else it
+        is held (or skipped, when a more valuable one is already held)."""
+        if self.max_per_second <= 0:
+            return drop
+        self._expire(now)
+        if self.candidate is None and len(self.sent_at) < self.max_per_second:
+            self.sent_at.append(now)
+            return drop
+        if self.candidate is None or drop_value(drop) > drop_value(self.candidate):
+            if self.candidate is not None:
+                self.skipped += 1
+            self.candidate = drop
+        else:
+            self.skipped += 1
+        return None
+
+    def next_slot(self) -> float | None:
+        """When the held candidate may be sent; None when nothing is held."""
+        if self.candidate is None:
+            return None
+        if len(self.sent_at) < self.max_per_second:
+            return self.sent_at[-1] if self.sent_at else 0.0
+        return self.sent_at[0] + WINDOW_SECONDS
+
+    def release(self, now: float) -> dict | None:
+        """The held candidate if its slot has come at `now`, recorded as sent."""
+        if self.candidate is None:
+            return None
+        self._expire(now)
+        if len(self.sent_at) >= self.max_per_second:
+            return None
+        drop, self.candidate = self.candidate, None
+        self.sent_at.append(now)
+        return drop
+
+
+class LiveFeed:
+    """FeedGate on the running event loop: broadcasts through `send`, counts
+    skipped drops with `on_skipped`."""
+
+    def __init__(self, max_per_second: int, send: Callable[[dict], Awaitable[None]],
+                 on_skipped: Callable[[int], Any] | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        self.gate = FeedGate(max_per_second)
+        self._send = send
+        self._on_skipped = on_skipped
+        self._clock = clock
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Future] = set()  # broadcasts started by the timer
+
+    def _now(self) -> float:
+        return self._clock() if self._clock else asyncio.get_running_loop().time()
+
+    async def publish(self, drop: dict) -> None:
+        before = self.gate.skipped
+        ready = self.gate.offer(drop, self._now())
+        self._count_skipped(before)
+        if ready is not None:
+            await self._send(ready)
+        else:
+            self._schedule()
+
+    def _count_skipped(self, before: int) -> None:
+        if self.gate.skipped > before and self._on_skipped is not None:
+            self._on_skipped(self.gate.skipped - before)
+
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            return
+        at = self.gate.next_slot()
+        if at is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, at - self._now())
+        self._timer = loop.call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        drop = self.gate.release(self._now())
+        if drop is not None:
+            task = asyncio.ensure_future(self._send(drop))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        self._schedule()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
