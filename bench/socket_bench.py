@@ -1,0 +1,254 @@
+"""Socket.IO benchmarks with the official Node client, against CyberHub and the
+Node Express + socket.io reference server (bench/node-reference/) in the same run.
+
+    cd bench && npm ci && cd ..
+    python bench/socket_bench.py --fanout 1000 5000 --rounds 5
+    python bench/socket_bench.py --mixed 1000:20 5000:10 --seconds 20 --cap 0
+
+For every size and every --targets server (a fresh server each time):
+- fan-out (`--fanout N ...`): N websocket clients connect (time to connect all,
+  server VmRSS before/after → KiB per socket), then --rounds times an admin
+  creates a case and the server emits `cases:updated` to everyone: time from
+  the POST to the last client (median over rounds);
+- mixed (`--mixed VIEWERS:RATE ...`): VIEWERS websocket clients (the first
+  --openers authenticated as the opening users) while openings are sent in an
+  open loop at RATE per second for --seconds: answered/s, latency p50/p99 from
+  the due time, `drop:new` lag p50/p99 at the viewers, deliveries missed.
+After each CyberHub run, its /metrics: event-loop lag samples over 50 ms and
+the longest GC pause bucket. The load generator is bench/sockets.mjs (one Node
+process). Results: markdown on stdout, JSON in bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import harness
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--fanout", type=int, nargs="*", default=[], help="client counts for the fan-out run")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--mixed", nargs="*", default=[], help="VIEWERS:RATE pairs for the mixed run")
+    p.add_argument("--seconds", type=float, default=20.0, help="length of each mixed run")
+    p.add_argument("--openers", type=int, default=50, help="users taking turns to open cases")
+    p.add_argument("--cap", type=int, default=0, help="LIVE_FEED_MAX_PER_SECOND for CyberHub (0 = no cap)")
+    p.add_argument("--targets", nargs="+", default=["cyberhub", "node"], choices=["cyberhub", "node"])
+    p.add_argument("--connect-concurrency", type=int, default=200)
+    p.add_argument("--label", default="", help="a name for the JSON file")
+    p.add_argument("--profile", default=None,
+                   help="py-spy raw output file: profiles CyberHub (py-spy record -f raw) during each mixed run")
+    args = p.parse_args(argv)
+    if not args.fanout and not args.mixed:
+        p.error("give --fanout and/or --mixed")
+    return args
+
+
+class NodeReference:
+    def __init__(self, proc: asyncio.subprocess.Process, port: int) -> None:
+        self.proc, self.port = proc, port
+
+    @property
+    def base(self) -> str:
+        return f"http://{harness.HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+async def start_node() -> NodeReference:
+    port = harness.free_port()
+    proc = await asyncio.create_subprocess_exec("node", str(BENCH / "node-reference" / "server.mjs"), str(port),
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    ref = NodeReference(proc, port)
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{ref.base}/health") as r:
+                    if r.status == 200:
+                        return ref
+            await asyncio.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("node reference server did not start")
+
+
+async def stop_node(ref: NodeReference) -> None:
+    if ref.proc.returncode is None:
+        ref.proc.terminate()
+        try:
+            await asyncio.wait_for(ref.proc.wait(), 10)
+        except TimeoutError:
+            ref.proc.kill()
+
+
+async def run_generator(plan: dict) -> dict:
+    proc = await asyncio.create_subprocess_exec("node", str(BENCH / "sockets.mjs"), stdin=asyncio.subprocess.PIPE,
+                                                stdout=asyncio.subprocess.PIPE, stderr=None)
+    out, _ = await asyncio.wait_for(proc.communicate(json.dumps(plan).encode()), 900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"sockets.mjs exited with {proc.returncode}")
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def metric_values(text: str) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            with contextlib.suppress(ValueError):
+                values[name] = float(value)
+    return values
+
+
+def stalls(values: dict[str, float]) -> dict:
+    """Lag samples and GC pauses above 50 ms, and the largest GC bucket reached, from /metrics."""
+    lag_total = values.get("cyberhub_event_loop_lag_seconds_count", 0)
+    lag_le_50 = values.get('cyberhub_event_loop_lag_seconds_bucket{le="0.05"}', 0)
+    gc_over = 0.0
+    gc_count = 0.0
+    worst = 0.0
+    for name, v in values.items():
+        if name.startswith("cyberhub_gc_pause_seconds_count"):
+            gc_count += v
+    for gen in ("0", "1", "2"):
+        count = values.get(f'cyberhub_gc_pause_seconds_count{{generation="{gen}"}}', 0)
+        gc_over += count - values.get(f'cyberhub_gc_pause_seconds_bucket{{generation="{gen}",le="0.05"}}', 0)
+        prev = 0.0
+        for le in ("0.001", "0.0025", "0.005", "0.01", "0.02", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5"):
+            b = values.get(f'cyberhub_gc_pause_seconds_bucket{{generation="{gen}",le="{le}"}}', 0)
+            if b > prev:
+                worst = max(worst, float(le))
+            prev = b
+    return {"lagSamples": lag_total, "lagOver50ms": lag_total - lag_le_50, "gcPauses": gc_count,
+            "gcOver50ms": gc_over, "gcWorstBucketS": worst,
+            "fastDeliveries": values.get('cyberhub_socket_deliveries_total{path="fast"}', 0),
+            "queuedDeliveries": values.get('cyberhub_socket_deliveries_total{path="queued"}', 0)}
+
+
+async def run_one(target: str, clients: int, args: argparse.Namespace, *, mixed: tuple[int, float] | None) -> dict:
+    openers_n = args.openers if mixed else 0
+    if target == "node":
+        ref = await start_node()
+        try:
+            openers = [{"token": f"u{i}", "username": f"u{i}"} for i in range(openers_n)]
+            plan = {"base": ref.base, "clients": clients, "serverPid": ref.pid,
+                    "connectConcurrency": args.connect_concurrency,
+                    "viewerTokens": [o["token"] for o in openers]}
+            if mixed:
+                plan["mixed"] = {"rate": mixed[1], "seconds": args.seconds, "caseId": "", "openers": openers}
+            else:
+                plan["fanout"] = {"rounds": args.rounds, "path": "/api/admin/cases", "token": "admin",
+                                  "body": harness.case_body("fanout", 5)}
+            await asyncio.sleep(1.0)
+            return await run_generator(plan)
+        finally:
+            await stop_node(ref)
+    extra = {"LIVE_FEED_MAX_PER_SECOND": str(args.cap)}
+    server = await harness.start_server(extra)
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
+            admin = await harness.admin_token(session, server)
+            case_id = await harness.create_case(session, server, admin, "bench case", items=5)
+            users = await harness.gather_bounded(
+                [lambda i=i: harness.register(session, server, f"opener_{i}") for i in range(openers_n)], 10)
+            if mixed:
+                per_user = int(mixed[1] * args.seconds / max(1, openers_n) + 5) * harness.CASE_PRICE
+                await harness.gather_bounded([lambda u=u: harness.top_up(session, server, u.id, per_user)
+                                              for u in users], 10)
+            usernames = [f"opener_{i}" for i in range(openers_n)]
+            openers = [{"token": u.token, "username": n} for u, n in zip(users, usernames, strict=True)]
+            plan = {"base": server.base, "clients": clients, "serverPid": server.pid,
+                    "connectConcurrency": args.connect_concurrency, "viewerTokens": [o["token"] for o in openers]}
+            if mixed:
+                plan["mixed"] = {"rate": mixed[1], "seconds": args.seconds, "caseId": case_id, "openers": openers}
+            else:
+                plan["fanout"] = {"rounds": args.rounds, "path": "/api/admin/cases", "token": admin,
+                                  "body": harness.case_body("fanout", 5)}
+            await asyncio.sleep(1.0)
+            spy = None
+            if args.profile and mixed:
+                spy = await asyncio.create_subprocess_exec(
+                    "py-spy", "record", "-p", str(server.pid), "-f", "raw", "-r", "200",
+                    "-o", f"{args.profile}.{clients}-{mixed[1]:g}.txt", "-d", str(int(args.seconds + 10)),
+                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            result = await run_generator(plan)
+            if spy is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    spy.send_signal(2)
+                await spy.wait()
+            async with session.get(f"{server.base}/metrics") as r:
+                result["server"] = stalls(metric_values(await r.text()))
+            return result
+    finally:
+        await harness.stop_server(server)
+
+
+def fmt(v: float | None, digits: int = 0) -> str:
+    return "–" if v is None else f"{v:,.{digits}f}"
+
+
+async def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    print(harness.machine_line(), file=sys.stderr)
+    runs: list[dict] = []
+    for n in args.fanout:
+        for target in args.targets:
+            print(f"fan-out: {target}, {n} clients", file=sys.stderr)
+            r = await run_one(target, n, args, mixed=None)
+            r.update(kind="fanout", target=target)
+            runs.append(r)
+    for spec in args.mixed:
+        viewers, rate = spec.split(":")
+        for target in args.targets:
+            print(f"mixed: {target}, {viewers} viewers, {rate}/s", file=sys.stderr)
+            r = await run_one(target, int(viewers), args, mixed=(int(viewers), float(rate)))
+            r.update(kind="mixed", target=target, rate=float(rate), cap=args.cap if target == "cyberhub" else None)
+            runs.append(r)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"sockets-{time.strftime('%Y%m%dT%H%M%S')}{'-' + args.label if args.label else ''}.json"
+    out.write_text(json.dumps({"machine": harness.source_revision(), "argv": sys.argv[1:], "runs": runs}, indent=1))
+    rows = []
+    for r in (x for x in runs if x["kind"] == "fanout"):
+        lasts = sorted(x["lastMs"] for x in r["fanout"] if x["lastMs"] is not None)
+        s = r.get("server", {})
+        rows.append([r["target"], fmt(r["clients"]), f"{r['connected']:,} ({r['connectSeconds']:.2f} s)",
+                     fmt(lasts[len(lasts) // 2] if lasts else None),
+                     f"{fmt(lasts[0] if lasts else None)}–{fmt(lasts[-1] if lasts else None)}",
+                     fmt(min(x["received"] for x in r["fanout"])),
+                     f"{r['rssBeforeKiB'] // 1024} → {r['rssConnectedKiB'] // 1024}", fmt(r.get("kibPerSocket"), 1),
+                     fmt(s.get("lagOver50ms")) if s else "–", fmt(s.get("gcOver50ms")) if s else "–"])
+    if rows:
+        print(harness.markdown_table(
+            ["server", "clients", "connected (time)", "last client ms (median)", "last client range",
+             "min received", "RSS MiB before → connected", "KiB/socket", "loop lag >50 ms", "GC >50 ms"], rows))
+        print()
+    rows = []
+    for r in (x for x in runs if x["kind"] == "mixed"):
+        m, s = r["mixed"], r.get("server", {})
+        rows.append([r["target"], fmt(r["clients"]), fmt(r["rate"]), "–" if r["cap"] is None else str(r["cap"]),
+                     f"{m['answered']}/{m['sent']}", fmt(m["answeredPerSecond"], 1), fmt(m["latencyP50"], 1),
+                     fmt(m["latencyP99"], 1), fmt(m["feedLagP50"], 1), fmt(m["feedLagP99"], 1),
+                     fmt(m["deliveriesMissed"]), fmt(s.get("lagOver50ms")) if s else "–",
+                     fmt(s.get("gcOver50ms")) if s else "–"])
+    if rows:
+        print(harness.markdown_table(
+            ["server", "viewers", "openings/s", "cap", "answered", "answered/s", "p50 ms", "p99 ms",
+             "feed lag p50 ms", "feed lag p99 ms", "deliveries missed", "loop lag >50 ms", "GC >50 ms"], rows))
+    print(f"\nJSON: {out.relative_to(harness.ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,205 @@
+// Socket.IO load generator on the official client (socket.io-client 4.8.4).
+//
+//   node bench/sockets.mjs < plan.json   → one JSON result on stdout (progress on stderr)
+//
+// plan = {
+//   base: "http://127.0.0.1:PORT",
+//   clients: 5000,                 // websocket clients (anonymous viewers) ...
+//   viewerTokens: [],              // ... the first ones authenticate with these (auth: {token})
+//   connectConcurrency: 200,       // handshakes in flight while connecting
+//   serverPid: 1234,               // VmRSS read from /proc/<pid>/status before and after connecting
+//   settleMs: 2000,                // wait after connecting before reading memory
+//   fanout: {rounds: 5, path: "/api/admin/cases", token: "...", body: {...}, timeoutMs: 30000} | null,
+//   mixed: {rate: 20, seconds: 20, caseId: "...", openers: [{token, username}], graceMs: 5000} | null
+// }
+//
+// fanout: each round POSTs a new case (`name` made unique); the server emits
+// `cases:updated` to everyone; per round: the POST's round trip and when the
+// first / median / last client had the event, from when the POST was sent.
+// mixed: openings are sent in an OPEN loop at `rate` per second for `seconds`
+// (request i is due at start + i / rate and is sent then whether or not
+// earlier ones have been answered); latency counts from the due time. Every
+// viewer records each `drop:new`; feed lag = when a viewer got the drop −
+// when its opening was answered (negative: the event came first). A drop is
+// matched to its opening by username and order. Only 127.0.0.1 is contacted.
+
+import fs from "node:fs";
+import http from "node:http";
+import { performance } from "node:perf_hooks";
+import { io } from "socket.io-client";
+
+const log = (...a) => console.error(...a);
+const now = () => performance.now();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function pct(values, p) {
+  if (!values.length) return null;
+  const s = Float64Array.from(values).sort();
+  return s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)];
+}
+
+function rssKiB(pid) {
+  if (!pid) return null;
+  const m = fs.readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/);
+  return m ? Number(m[1]) : null;
+}
+
+async function readPlan() {
+  let data = "";
+  for await (const chunk of process.stdin) data += chunk;
+  return JSON.parse(data);
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+function request(base, method, path, token, body) {
+  return new Promise((resolve) => {
+    const url = new URL(path, base);
+    const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
+    const headers = { "Content-Type": "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (payload) headers["Content-Length"] = payload.length;
+    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method, headers, agent,
+      timeout: 60000 }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on("error", (e) => resolve({ status: 0, body: String(e) }));
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    if (payload) req.write(payload);
+    req.end();
+  });
+}
+
+const state = { fanoutStamps: null, dropsByKey: new Map() };
+
+function newClient(base, token) {
+  const socket = io(base, { transports: ["websocket"], reconnection: false, forceNew: true, timeout: 30000,
+    auth: token ? { token } : undefined });
+  socket.dropCounts = new Map();
+  socket.on("cases:updated", () => { if (state.fanoutStamps) state.fanoutStamps.push(now()); });
+  socket.on("drop:new", (drop) => {
+    const t = now();
+    const k = (socket.dropCounts.get(drop.username) || 0) + 1;
+    socket.dropCounts.set(drop.username, k);
+    const key = `${drop.username}#${k}`;
+    let list = state.dropsByKey.get(key);
+    if (!list) state.dropsByKey.set(key, (list = []));
+    list.push(t);
+  });
+  return new Promise((resolve) => {
+    socket.once("connect", () => resolve(socket));
+    socket.once("connect_error", (e) => { log("connect_error", e.message); socket.close(); resolve(null); });
+  });
+}
+
+async function connectAll(plan) {
+  const sockets = [];
+  let next = 0;
+  const tokens = plan.viewerTokens || [];
+  async function worker() {
+    while (next < plan.clients) {
+      const i = next++;
+      const s = await newClient(plan.base, tokens[i]);
+      if (s) sockets.push(s);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(plan.connectConcurrency || 200, plan.clients) }, worker));
+  return sockets;
+}
+
+async function fanout(plan, sockets) {
+  const f = plan.fanout;
+  const rounds = [];
+  for (let r = 0; r < f.rounds; r++) {
+    state.fanoutStamps = [];
+    const body = { ...f.body, name: `${f.body.name} ${Date.now()}-${r}` };
+    const t0 = now();
+    const res = await request(plan.base, "POST", f.path, f.token, body);
+    const httpMs = now() - t0;
+    if (res.status !== 201) throw new Error(`fan-out POST: HTTP ${res.status} ${res.body.slice(0, 200)}`);
+    const deadline = now() + (f.timeoutMs || 30000);
+    while (state.fanoutStamps.length < sockets.length && now() < deadline) await sleep(5);
+    const stamps = state.fanoutStamps.map((t) => t - t0);
+    state.fanoutStamps = null;
+    rounds.push({ httpMs, received: stamps.length, firstMs: pct(stamps, 0), medianMs: pct(stamps, 50),
+      lastMs: stamps.length ? Math.max(...stamps) : null });
+    await sleep(500);
+  }
+  return rounds;
+}
+
+async function mixed(plan, sockets) {
+  const m = plan.mixed;
+  const total = Math.round(m.rate * m.seconds);
+  const answers = []; // {due, done, status, username}
+  const answerTimes = new Map(); // username#k -> answered at
+  const perUserAnswers = new Map();
+  state.dropsByKey = new Map();
+  const start = now() + 100;
+  const pending = [];
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / m.rate;
+    const opener = m.openers[i % m.openers.length];
+    pending.push(new Promise((resolve) => {
+      setTimeout(async () => {
+        const res = await request(plan.base, "POST", "/api/cases/open", opener.token, { caseId: m.caseId });
+        const done = now();
+        answers.push({ due, done, status: res.status });
+        if (res.status === 200) {
+          const k = (perUserAnswers.get(opener.username) || 0) + 1;
+          perUserAnswers.set(opener.username, k);
+          answerTimes.set(`${opener.username}#${k}`, done);
+        } else if (answers.filter((a) => a.status !== 200).length <= 3) {
+          log(`opening: HTTP ${res.status} ${res.body.slice(0, 200)}`);
+        }
+        resolve();
+      }, Math.max(0, due - now()));
+    }));
+  }
+  await Promise.all(pending);
+  const end = now();
+  await sleep(m.graceMs ?? 5000);
+  const ok = answers.filter((a) => a.status === 200);
+  const latencies = ok.map((a) => a.done - a.due);
+  const lags = [];
+  let received = 0;
+  let missedByAny = 0;
+  for (const [key, done] of answerTimes) {
+    const list = state.dropsByKey.get(key) || [];
+    received += list.length;
+    if (list.length < sockets.length) missedByAny++;
+    for (const t of list) lags.push(t - done);
+  }
+  return {
+    sent: total, answered: ok.length, errors: answers.length - ok.length,
+    answeredPerSecond: ok.length / m.seconds,
+    wallSeconds: (end - start) / 1000,
+    latencyP50: pct(latencies, 50), latencyP99: pct(latencies, 99), latencyMax: pct(latencies, 100),
+    feedLagP50: pct(lags, 50), feedLagP99: pct(lags, 99), feedLagMax: pct(lags, 100),
+    dropsExpectedDeliveries: answerTimes.size * sockets.length, dropsDelivered: received,
+    deliveriesMissed: answerTimes.size * sockets.length - received, dropsMissedBySomeViewer: missedByAny,
+  };
+}
+
+const plan = await readPlan();
+const result = { clients: plan.clients };
+result.rssBeforeKiB = rssKiB(plan.serverPid);
+const t0 = now();
+const sockets = await connectAll(plan);
+result.connectSeconds = (now() - t0) / 1000;
+result.connected = sockets.length;
+log(`connected ${sockets.length}/${plan.clients} in ${result.connectSeconds.toFixed(2)} s`);
+await sleep(plan.settleMs ?? 2000);
+result.rssConnectedKiB = rssKiB(plan.serverPid);
+if (result.rssBeforeKiB && result.rssConnectedKiB) {
+  result.kibPerSocket = (result.rssConnectedKiB - result.rssBeforeKiB) / Math.max(1, sockets.length);
+}
+if (plan.fanout) result.fanout = await fanout(plan, sockets);
+if (plan.mixed) result.mixed = await mixed(plan, sockets);
+result.rssEndKiB = rssKiB(plan.serverPid);
+process.stdout.write(JSON.stringify(result) + "\n");
+for (const s of sockets) s.close();
+agent.destroy();
+await sleep(500);
+process.exit(0);
