@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     jwt_ttl_seconds: int = Field(24 * 3600, ge=60)
     payment_webhook_secret: SecretStr | None = None
     payment_tolerance_seconds: int = Field(300, ge=1)
-    payment_max_amount: int = Field(1_000_000, gt=0)  # minor units: 10,000.00
+    payment_max_amount: int = Field(1_000_000, gt=0, le=100_000_000_000)  # minor units: 10,000.00
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
 
     admin_username: str | None = None

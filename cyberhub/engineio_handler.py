@@ -24,17 +24,7 @@ import tornado.iostream
 import tornado.web
 
 from cyberhub.errors import PayloadTooLarge
-
-
-def declared_length(value: str | None) -> int | None:
-    """A Content-Length header as an int; None when absent. ValueError when it
-    is not plain ASCII digits ('²'.isdigit() is true, int('²') fails)."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value or not value.isascii() or not value.isdigit():
-        raise ValueError("Content-Length must be a non-negative integer")
-    return int(value)
+from cyberhub.validation import declared_length
 
 
 def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandler]:

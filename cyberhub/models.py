@@ -6,12 +6,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 MAX_PRICE = 100_000_000_000  # minor units; keeps every sum far inside int64
 MAX_WEIGHT = 1_000_000_000
+MAX_JSON_INT = 2**53 - 1  # the largest integer every JSON parser reads exactly
 MAX_ITEMS = 100
+
+
+
+def _integral_float_as_int(value: object) -> object:
+    """JSON Schema counts 2826999.0 as an integer, and so does the OpenAPI
+    document, so such a number is taken as the integer it is. Anything else
+    (1.5, "7", true) still meets the strict int check and is refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer field of a request body (amounts, prices, weights in minor units).
+WholeNumber = Annotated[int, BeforeValidator(_integral_float_as_int)]
 
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{3,32}$")]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
@@ -43,14 +58,14 @@ class Credentials(RequestModel):
 class CaseItemInput(RequestModel):
     name: Name
     rarity: Rarity
-    price: int = Field(ge=0, le=MAX_PRICE)
-    weight: int = Field(gt=0, le=MAX_WEIGHT)
+    price: WholeNumber = Field(ge=0, le=MAX_PRICE)
+    weight: WholeNumber = Field(gt=0, le=MAX_WEIGHT)
     image: ImageUrl | None = None
 
 
 class CaseInput(RequestModel):
     name: Name
-    price: int = Field(gt=0, le=MAX_PRICE)
+    price: WholeNumber = Field(gt=0, le=MAX_PRICE)
     image: ImageUrl | None = None
     items: list[CaseItemInput] = Field(min_length=1, max_length=MAX_ITEMS)
 
@@ -70,7 +85,9 @@ class ClientSeedRequest(RequestModel):
 class PaymentCallback(RequestModel):
     payment_id: Identifier
     user_id: Identifier
-    amount: int = Field(gt=0)
+    # Bounded so that it is stored as int64 and exact in any JSON parser; the
+    # business limit (PAYMENT_MAX_AMOUNT, 400 amount_too_large) is far below.
+    amount: WholeNumber = Field(gt=0, le=MAX_JSON_INT)
     currency: Annotated[str, StringConstraints(min_length=1, max_length=8)]
     status: Annotated[str, StringConstraints(min_length=1, max_length=32)]
 

@@ -40,3 +40,14 @@ def validate(data: Any, model: type[M]) -> M:
         details = validation_details(exc)
         first = details[0]
         raise ValidationFailed(f"Invalid field '{first['field']}': {first['message']}", details=details) from None
+
+
+def declared_length(value: str | None) -> int | None:
+    """A Content-Length header as an int; None when absent. ValueError when it
+    is not plain ASCII digits ('²'.isdigit() is true, int('²') fails)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or not value.isascii() or not value.isdigit():
+        raise ValueError("Content-Length must be a non-negative integer")
+    return int(value)

@@ -19,6 +19,7 @@ from cyberhub import accounts
 from cyberhub.db import PyMongoError, is_unavailable_error
 from cyberhub.errors import (
     AppError,
+    BadRequest,
     Forbidden,
     NotFound,
     PayloadTooLarge,
@@ -29,7 +30,7 @@ from cyberhub.errors import (
 )
 from cyberhub.ids import new_id
 from cyberhub.security import bearer_token
-from cyberhub.validation import parse_json
+from cyberhub.validation import declared_length, parse_json
 
 if TYPE_CHECKING:
     from cyberhub.services import Services
@@ -53,6 +54,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self._received = 0
         self._too_large = False
         self._refusal: BaseException | None = None
+        self._in_flight = False  # counted in services.inflight (graceful shutdown waits for it)
         incoming = self.request.headers.get("X-Request-Id", "")
         self.request_id = incoming if REQUEST_ID.match(incoming) else new_id()[:16]
         self.set_header("X-Request-Id", self.request_id)
@@ -86,8 +88,13 @@ class BaseHandler(tornado.web.RequestHandler):
 
     async def prepare(self) -> None:
         self.services.inflight.enter()
-        declared = self.request.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        self._in_flight = True
+        try:
+            declared = declared_length(self.request.headers.get("Content-Length"))
+        except ValueError as exc:
+            # Answered at once: a body whose length cannot be read is never read.
+            raise BadRequest(str(exc), code="invalid_content_length") from None
+        if declared is not None and declared > MAX_BODY_BYTES:
             self._too_large = True
             self.refuse_after_body(PayloadTooLarge())
         elif self.request.method != "OPTIONS":
@@ -117,7 +124,25 @@ class BaseHandler(tornado.web.RequestHandler):
         setattr(self, self.request.method.lower(), refuse)
 
     def on_finish(self) -> None:
-        self.services.inflight.leave()
+        self._leave()
+
+    def on_connection_close(self) -> None:
+        # A client that goes away before its body is complete: the handler method
+        # never runs, and neither does on_finish. (Tornado 6.6 resolves the
+        # streamed body's future when the body ends; a request whose body was
+        # complete still runs to its end, and on_finish counts it then, so
+        # shutdown keeps waiting for it.)
+        body = getattr(self.request, "_body_future", None)
+        body_cut_off = body is not None and not body.done()
+        super().on_connection_close()
+        if body_cut_off:
+            self._leave()
+
+    def _leave(self) -> None:
+        """The request's end, counted once whichever of the two ends it."""
+        if self._in_flight:
+            self._in_flight = False
+            self.services.inflight.leave()
 
     def data_received(self, chunk: bytes) -> None:
         self._received += len(chunk)
