@@ -51,6 +51,33 @@ class RateLimiter:
         """Raise 429 if the limit is already reached, without counting."""
         await self._enforce(rule_name, key, self._limiter.test)
 
+    async def allows(self, rule_name: str, key: str) -> bool:
+        """True while the limit is not reached (nothing counted)."""
+        if not self.enabled:
+            return True
+        rule = self.rules[rule_name]
+        try:
+            return bool(await self._limiter.test(rule.limit, rule_name, key))
+        except Exception as exc:  # counters unavailable: fail open
+            self._warn(exc)
+            return True
+
+    async def used(self, rule_name: str, key: str) -> int:
+        """How many events the current window holds for `key` (0 when unknown)."""
+        if not self.enabled:
+            return 0
+        rule = self.rules[rule_name]
+        try:
+            stats = await self._limiter.get_window_stats(rule.limit, rule_name, key)
+        except Exception as exc:
+            self._warn(exc)
+            return 0
+        return rule.limit.amount - stats.remaining
+
+    async def refusal(self, rule_name: str, key: str) -> RateLimited:
+        """The 429 for `rule_name`, with Retry-After, for a caller that decides itself."""
+        return await self._refusal(self.rules[rule_name], key)
+
     async def _enforce(self, rule_name: str, key: str, ask: Callable[..., Awaitable[bool]]) -> None:
         if not self.enabled:
             return

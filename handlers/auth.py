@@ -30,15 +30,25 @@ class LoginHandler(RegisterHandler):
     api = endpoints(post=Operation("Log in", AuthResponse, request=Credentials, errors=(401,), tags=("auth",)))
 
     async def post(self) -> None:
+        """Password guessing is throttled without letting anyone lock out a
+        player they can name (usernames are public in the drop feed):
+
+        - failures per username *and* address (RATE_LIMIT_LOGIN_FAILURES): past
+          it, that address is refused for that account — a guesser locks out
+          only themselves;
+        - failures per username from any address
+          (RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT): past it the account is
+          "under attack", which does not lock it: the right password from an
+          address with no failed login for the account in the window still
+          logs in. Every other attempt is refused with 429, so guessing spread
+          over many addresses gets at most one try per address.
+        """
         body = self.parse_body(Credentials)
-        # Password guessing: failures are counted per username *and* client IP, so a
-        # guesser locks only themselves out (usernames are public in the drop feed);
-        # a looser per-username limit slows guessing spread over many IPs.
         account = body.username.lower()
         from_here = f"{account}|{self.request.remote_ip}"
         limiter = self.services.limiter
         await limiter.check("login_failures", from_here)
-        await limiter.check("login_failures_per_account", account)
+        under_attack = not await limiter.allows("login_failures_per_account", account)
         try:
             user = await accounts.authenticate(
                 self.db, self.services.passwords, username=body.username, password=body.password
@@ -46,9 +56,12 @@ class LoginHandler(RegisterHandler):
         except Unauthorized:
             await limiter.hit("login_failures", from_here)
             await limiter.hit("login_failures_per_account", account)
+            if under_attack:
+                raise await limiter.refusal("login_failures_per_account", account) from None
             raise
+        if under_attack and await limiter.used("login_failures", from_here) > 0:
+            raise await limiter.refusal("login_failures_per_account", account)
         await self._answer(user, 200)
-
 
 default_handlers = [
     (r"/api/auth/register", RegisterHandler),

@@ -110,14 +110,41 @@ async def test_a_guesser_locks_only_themselves_out(start_live):
 
 
 async def test_guessing_spread_over_many_ips_is_capped_per_account(start_live):
+    """Past the per-account limit every further guess is refused (429), from a
+    new address too, after at most one try from that address."""
     live = await start_live(rate_limit_login_failures_per_account="3/minute", trust_proxy_headers=True)
     await live.api.register("target2", "the real password")
     for n in range(3):
         reply = await live.api.post("/api/auth/login", {"username": "target2", "password": "guess guess"},
                                     headers={"X-Forwarded-For": f"198.51.100.{n}"})
         assert reply.status == 401
+    fresh = {"X-Forwarded-For": "198.51.100.99"}
     assert_limited(await live.api.post("/api/auth/login", {"username": "target2", "password": "guess guess"},
-                                       headers={"X-Forwarded-For": "198.51.100.99"}))
+                                       headers=fresh))
+    # That address has failed now: even the right password is refused from it.
+    assert_limited(await live.api.post("/api/auth/login", {"username": "target2", "password": "the real password"},
+                                       headers=fresh))
+    # So is the right password from an address that guessed before.
+    assert_limited(await live.api.post("/api/auth/login", {"username": "target2", "password": "the real password"},
+                                       headers={"X-Forwarded-For": "198.51.100.0"}))
+
+
+async def test_naming_a_player_cannot_lock_them_out(start_live):
+    """100 failures from 21 addresses used to lock the account for everyone for
+    an hour. Now the owner, from an address that never failed, still logs in."""
+    live = await start_live(rate_limit_login_failures="5/minute",
+                            rate_limit_login_failures_per_account="100/hour", trust_proxy_headers=True)
+    await live.api.register("streamer", "the real password")
+    for n in range(21):
+        for _ in range(5):
+            reply = await live.api.post("/api/auth/login", {"username": "streamer", "password": "guess guess"},
+                                        headers={"X-Forwarded-For": f"198.51.100.{n}"})
+            assert reply.status in (401, 429), reply
+    assert not await live.services.limiter.allows("login_failures_per_account", "streamer"), "under attack"
+    owner = await live.api.post("/api/auth/login", {"username": "streamer", "password": "the real password"},
+                                headers={"X-Forwarded-For": "203.0.113.7"})
+    assert owner.status == 200, owner
+    assert (await live.api.get("/api/profile", token=owner.body["token"])).status == 200
 
 
 async def test_stats_are_computed_at_most_once_per_window(live, sample_case):
