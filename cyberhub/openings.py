@@ -46,15 +46,23 @@ def _plan(case: dict, user: dict) -> dict:
 
 
 async def open_case(
-    db: Database, *, user_id: str, case_id: str, op_id: str, deadline_seconds: float
+    db: Database, *, user_id: str, case_id: str, op_id: str, deadline_seconds: float,
+    case: dict | None = None, user: dict | None = None,
 ) -> OpenResult:
     """`deadline_seconds` bounds how long after the start the debit may still be
     attempted; it is kept below RECOVERY_GRACE_SECONDS, so recovery never judges
-    an opening that may still debit."""
+    an opening that may still debit.
+
+    `case` (the active case document, e.g. from the catalogue cache) and `user`
+    (with `balance`, `fair` and `username`, e.g. as authentication read it) save
+    a store call each; they may be a moment old: the debit's guard refuses a
+    stale balance, nonce or seed, and the opening then re-reads the user."""
     clock = asyncio.get_running_loop().time
     started = clock()
-    case = await catalogue.get_active(db, case_id)
-    user = await db.users.find_one({"_id": user_id}, projection=wallet.USER_FIELDS)
+    if case is None:
+        case = await catalogue.get_active(db, case_id)
+    if user is None:
+        user = await db.users.find_one({"_id": user_id}, projection=wallet.USER_FIELDS)
     if user is None:
         raise NotFound("User not found", code="user_not_found")
     op: dict | None = None

@@ -12,10 +12,27 @@ class CaseListHandler(BaseHandler):
     api = endpoints(get=Operation("Active cases with their items, chances, expected value and RTP",
                                   CaseListResponse, tags=("catalogue",)))
     async def get(self) -> None:
-        self.finish(await self.services.catalogue_cache.body(self.db))
+        entry = await self.services.catalogue_cache.entry(self.db)
+        self._etag = entry.etag
+        self.set_header("Cache-Control", "no-cache")  # may be kept, but revalidated with the ETag
+        self.finish(entry.body)  # If-None-Match matching the ETag → 304 without a body (Tornado)
+
+    def compute_etag(self) -> str | None:
+        """The ETag computed once per catalogue build, instead of Tornado's hash
+        of the body on every 200 GET."""
+        return getattr(self, "_etag", None)
 
 
-class AdminCaseCreateHandler(BaseHandler):
+class AdminBase(BaseHandler):
+    async def _changed(self) -> None:
+        """After a successful write: every process rebuilds, this one at once."""
+        self.services.catalogue_cache.invalidate()
+        await catalogue_cache.bump(self.db)
+        self.services.catalogue_cache.invalidate()
+        await self.notifier.cases_updated()
+
+
+class AdminCaseCreateHandler(AdminBase):
     required_role = "admin"
     api = endpoints(post=Operation("Create a case", CaseResponse, request=CaseInput, auth="admin", status=201,
                                    tags=("admin",)))
@@ -23,12 +40,11 @@ class AdminCaseCreateHandler(BaseHandler):
     async def post(self) -> None:
         data = self.parse_body(CaseInput)
         case = await catalogue.create_case(self.db, data, admin_id=self.user_id)
-        await catalogue_cache.bump(self.db)
-        await self.notifier.cases_updated()
+        await self._changed()
         self.write_json(CaseResponse(case=catalogue.public_case(case)), 201)
 
 
-class AdminCaseHandler(BaseHandler):
+class AdminCaseHandler(AdminBase):
     required_role = "admin"
     api = endpoints(
         put=Operation("Replace a case (makes a new version)", CaseResponse, request=CaseInput, auth="admin",
@@ -40,14 +56,12 @@ class AdminCaseHandler(BaseHandler):
     async def put(self, case_id: str) -> None:
         data = self.parse_body(CaseInput)
         case = await catalogue.replace_case(self.db, case_id, data)
-        await catalogue_cache.bump(self.db)
-        await self.notifier.cases_updated()
+        await self._changed()
         self.write_json(CaseResponse(case=catalogue.public_case(case)))
 
     async def delete(self, case_id: str) -> None:
         await catalogue.delete_case(self.db, case_id)
-        await catalogue_cache.bump(self.db)
-        await self.notifier.cases_updated()
+        await self._changed()
         self.write_json(Envelope())
 
 

@@ -40,11 +40,13 @@ class Chaos:
     fail_write: int | None = None  # 1-based index of the write to fail, counted from arm()
     fail_after_apply: bool = False  # fail after the write took effect (reply lost)
     writes: list[tuple[str, str]] = field(default_factory=list)
+    calls: list[tuple[str, str]] = field(default_factory=list)  # every call since arm(), reads too
     armed: bool = False
     tripped: bool = False
 
     def arm(self, fail_write: int | None = None, *, after_apply: bool = False) -> None:
         self.writes.clear()
+        self.calls.clear()
         self.armed = True
         self.tripped = False
         self.fail_write = fail_write
@@ -61,6 +63,8 @@ class Chaos:
                 await asyncio.sleep(0)
         if self.down:
             raise ServerSelectionTimeoutError("test: the store is down")
+        if self.armed:
+            self.calls.append((collection, method))
         if not self.armed or method not in WRITES:
             return False
         self.writes.append((collection, method))
