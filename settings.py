@@ -1,6 +1,6 @@
 """Every setting the service reads, from the environment and `.env`.
 
-The names are a contract (SPEC.md, Operations): deployments and tests rely on
+The names are a contract (README.md, "Configuration"; docs/OPERATIONS.md): deployments and tests rely on
 them. In development a missing secret is replaced by a random one (with a
 loud warning at start-up); in production the service refuses to start.
 """

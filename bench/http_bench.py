@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=50, help="requests in flight (default 50)")
     p.add_argument("--users", type=int, default=200, help="users that open cases (default 200)")
     p.add_argument("--cases", type=int, default=16,
-                   help="active cases in the catalogue (default 16: a ~33 KB body, as in STACK-NOTES)")
+                   help="active cases in the catalogue (default 16: a ~33 KB body, as in the stock-stack measurement)")
     p.add_argument("--items", type=int, default=10, help="items per case (default 10)")
     p.add_argument("--warmup", type=int, default=200, help="unmeasured requests before each scenario")
     p.add_argument("--time-limit", type=float, default=120.0, help="seconds at most per scenario")

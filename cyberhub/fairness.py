@@ -1,4 +1,4 @@
-"""Provably fair draws, "Stake standard" (SPEC.md, Provably fair draws).
+"""Provably fair draws, "Stake standard" (README.md, "Provably fair").
 
 A server seed is 32 random bytes written as 64 lowercase hex characters; that
 text is both what is hashed for the public commitment and the HMAC key:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 MAX_PRICE = 100_000_000_000  # minor units; keeps every sum far inside int64
@@ -30,8 +30,28 @@ WholeNumber = Annotated[int, BeforeValidator(_integral_float_as_int)]
 
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{3,32}$")]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Rarity = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+# Names are trimmed of surrounding white space; they must hold something else.
+# "White space" is ECMAScript's \s, written out, so that this server, the
+# OpenAPI document's pattern and every client's regex engine agree on it
+# (Python's str.strip() would also strip \x1c-\x1f and \x85).
+WHITE_SPACE = ("\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+               "\u2028\u2029\u202f\u205f\u3000\ufeff")
+NOT_BLANK = f"[^{WHITE_SPACE}]"
+
+
+def _trim(value: str) -> str:
+    return value.strip(WHITE_SPACE)
+
+
+def _label(max_length: int) -> object:
+    """A name-like string: 1..max_length characters as sent (so the document's
+    maxLength holds), at least one not white space, stored trimmed."""
+    return Annotated[str, StringConstraints(min_length=1, max_length=max_length, pattern=NOT_BLANK),
+                     AfterValidator(_trim)]
+
+
+Name = _label(100)
+Rarity = _label(32)
 ImageUrl = Annotated[str, StringConstraints(max_length=2048)]
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 ClientSeed = Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e]{1,64}$")]

@@ -1,6 +1,6 @@
 """Socket.IO: the server factory, connection auth, and the named emitters.
 
-Contract (SPEC.md, Socket.IO): `cases:updated` to everyone,
+Contract (README.md, "Socket.IO"): `cases:updated` to everyone,
 `balance:updated:<userId>` {balance} and `inventory:updated:<userId>` to room
 `user:<userId>`, public `drop:new`. A socket authenticates with its JWT in the
 handshake (`auth: {token}`) and joins only its own user's room.

@@ -1,4 +1,4 @@
-"""Every class of bad input gets its status and the SPEC.md error envelope,
+"""Every class of bad input gets its status and the README's error envelope,
 never a traceback, and leaves the database exactly as it was."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ async def db_snapshot(db) -> dict:
 
 
 def assert_envelope(reply: Reply, status: int, code: str | None = None) -> None:
-    """The SPEC.md error shape: success false, a human `error` string, a machine `code`."""
+    """The error shape (README.md, "REST API"): success false, a human `error` string, a machine `code`."""
     assert reply.status == status, reply
     assert reply.headers["Content-Type"].startswith("application/json"), reply.headers
     body = reply.body

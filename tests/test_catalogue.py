@@ -36,7 +36,7 @@ async def create(live, token: str, body: dict) -> dict:
 
 
 def assert_stats(case: dict, body: dict) -> None:
-    """`chance`, `expectedValue` and `rtp` as SPEC.md defines them, for input `body`."""
+    """`chance`, `expectedValue` and `rtp` as README.md ("REST API") defines them, for input `body`."""
     total = sum(i["weight"] for i in body["items"])
     assert [i["name"] for i in case["items"]] == [i["name"] for i in body["items"]]
     for out, given in zip(case["items"], body["items"], strict=True):
@@ -53,7 +53,7 @@ def assert_stats(case: dict, body: dict) -> None:
 
 
 async def test_create_is_listed_with_chances_expected_value_and_rtp(live, sample_case):
-    """A created case appears in GET /api/cases with the SPEC's derived figures."""
+    """A created case appears in GET /api/cases with its derived figures (README.md)."""
     token = await live.admin_token()
     created = await create(live, token, sample_case)
     assert created["version"] == 1 and created["name"] == "Starter Case" and created["price"] == 500

@@ -1,4 +1,4 @@
-"""The money invariants every economy test ends with (SPEC.md, Money)."""
+"""The money invariants every economy test ends with (docs/MONEY.md)."""
 
 from __future__ import annotations
 
