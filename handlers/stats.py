@@ -11,12 +11,14 @@ class PublicStatsHandler(BaseHandler):
     api = endpoints(get=Operation("Public statistics and recent drops", PublicStatsResponse, tags=("public",)))
 
     async def get(self) -> None:
-        counts, drops = await self.services.stats_cache.get(self.db)
-        self.write_json(
-            PublicStatsResponse(
-                **counts, online=self.notifier.connected_clients(), recent_drops=drops
-            )
-        )
+        # Counts and drops are encoded once per computation; only `online` is per request.
+        snapshot = await self.services.stats_cache.snapshot(self.db)
+        online = self.notifier.connected_clients()
+        self._etag = snapshot.etag(online)
+        self.finish(snapshot.body(online))
+
+    def compute_etag(self) -> str | None:
+        return getattr(self, "_etag", None)
 
 
 default_handlers = [(r"/api/stats/public", PublicStatsHandler)]
