@@ -35,9 +35,10 @@ def public_item(doc: dict) -> InventoryItemPublic:
 # A page position: the last item's wonAt in epoch milliseconds and its id.
 # Plain text that a pattern describes completely (the OpenAPI document uses
 # CURSOR_PATTERN), so any string that matches it is a valid position and
-# nothing else is parsed. 13 digits reach the year 2286.
-CURSOR_PATTERN = r"^[0-9]{1,13}_[0-9a-f]{32}$"
-_CURSOR = re.compile(CURSOR_PATTERN)
+# nothing else is parsed. 13 digits reach the year 2286. Empty means the first
+# page (`?limit=&cursor=` is how the frontend asks for it).
+CURSOR_PATTERN = r"^([0-9]{1,13}_[0-9a-f]{32})?$"
+_CURSOR = re.compile(r"[0-9]{1,13}_[0-9a-f]{32}")
 
 
 def _encode_cursor(doc: dict) -> str:

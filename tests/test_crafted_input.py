@@ -37,7 +37,7 @@ async def test_inventory_cursor_from_a_page_still_pages(live, sample_case):
     token, _ = await funded_user(live, "pager", 5 * sample_case["price"])
     for _ in range(5):
         assert (await live.api.post("/api/cases/open", {"caseId": case["id"]}, token=token)).status == 200
-    first = (await live.api.get("/api/inventory?limit=2", token=token)).body
+    first = (await live.api.get("/api/inventory?limit=2&cursor=", token=token)).body  # empty: first page
     cursor = first["nextCursor"]
     assert cursor and cursor.split("_")[0].isdigit()
     rest = (await live.api.get(f"/api/inventory?limit=10&cursor={cursor}", token=token)).body
