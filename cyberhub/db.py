@@ -153,16 +153,16 @@ _ODD = object()  # a value of another type: always a candidate, filter_applies d
 _RANGE_OPS = frozenset(("$gt", "$gte", "$lt", "$lte"))
 
 
-def _eq_key(value: Any) -> Any:
-    if value is _ABSENT or type(value) is str:
-        return value
-    return _ODD
-
-
-def _range_key(value: Any) -> Any:
-    if value is _ABSENT or (type(value) is datetime and value.tzinfo is None):
-        return value
-    return _ODD
+def _index_keys(doc: dict) -> tuple:
+    """(the EQUALITY_FIELDS keys..., the RANGE_FIELDS keys...) of a document."""
+    keys = []
+    for f in EQUALITY_FIELDS:
+        v = doc.get(f, _ABSENT)
+        keys.append(v if v is _ABSENT or type(v) is str else _ODD)
+    for f in RANGE_FIELDS:
+        v = doc.get(f, _ABSENT)
+        keys.append(v if v is _ABSENT or (type(v) is datetime and v.tzinfo is None) else _ODD)
+    return tuple(keys)
 
 
 def _naive_datetime(value: Any) -> bool:
@@ -225,8 +225,7 @@ def _indexed_collection_store() -> type:
             """Bring the indexes up to date with the stored document `key`."""
             doc = self._documents[key]
             seq = self._seqs[key]
-            new = tuple(_eq_key(doc.get(f, _ABSENT)) for f in EQUALITY_FIELDS) + tuple(
-                _range_key(doc.get(f, _ABSENT)) for f in RANGE_FIELDS)
+            new = _index_keys(doc)
             old = self._keys.get(key)
             if old != new:
                 for i, field in enumerate(EQUALITY_FIELDS):
@@ -455,7 +454,11 @@ def _speed_up(collection: Any) -> Any:
     if getattr(collection, "_cyberhub_indexed", False):
         return collection
     from mongomock.filtering import filter_applies
-    from mongomock.helpers import hashdict, make_datetime_timezone_aware_in_document
+    from mongomock.helpers import (
+        hashdict,
+        make_datetime_timezone_aware_in_document,
+        patch_datetime_awareness_in_document,
+    )
 
     scan = collection._iter_documents
     update = collection._update
@@ -483,6 +486,8 @@ def _speed_up(collection: Any) -> Any:
             if store.is_empty:
                 filter_applies(flt, {})  # validate the filter, as mongomock does
             docs, exact = plan
+            if not docs and not exact:
+                filter_applies(flt, {})  # validate the filter, as a scan would have
             found = iter(docs) if exact else (doc for doc in docs if filter_applies(flt, doc))
         if recording:
             return _recorded(found, recording[-1])
@@ -504,21 +509,29 @@ def _speed_up(collection: Any) -> Any:
 
     find_one = collection.find_one
 
-    def _find_one(filter: Any = None, *args: Any, **kwargs: Any) -> Any:
-        """`find_one({"_id": "<str>"})`, the commonest call, without building a
-        cursor: the same document mongomock's `find` → `_get_dataset` would give."""
-        if (not args and kwargs.keys() <= {"projection"} and type(filter) is dict and len(filter) == 1
-                and type(filter.get("_id")) is str and hasattr(collection._store, "candidates")):
+    def _find_one(filter: Any = None, projection: Any = None, *args: Any, sort: Any = None,
+                  **kwargs: Any) -> Any:
+        """`find_one` of a filter naming a string `_id` (the commonest call: every
+        read and every find-and-modify by id) without building a cursor: the same
+        document mongomock's `find` → `_get_dataset` would give."""
+        if (not args and not kwargs and not sort and type(filter) is dict and type(filter.get("_id")) is str
+                and hasattr(collection._store, "candidates")):
             store = collection._store
             store._remove_expired_documents()
             doc = store._documents.get(filter["_id"])
+            # (Checked against {} when nothing matches: an invalid filter still raises.)
+            if len(filter) > 1 and not filter_applies(patch_datetime_awareness_in_document(filter),
+                                                      {} if doc is None else doc):
+                return None
             if doc is None:
                 return None
-            found = collection._copy_only_fields(doc, kwargs.get("projection"), dict)
+            found = collection._copy_only_fields(doc, projection, dict)
             if collection.codec_options.tz_aware:
                 found = make_datetime_timezone_aware_in_document(found)
             return found
-        return find_one(filter, *args, **kwargs)
+        if sort is not None:
+            kwargs["sort"] = sort
+        return find_one(filter, projection, *args, **kwargs)
 
     def _count_documents(filter: Any, **kwargs: Any) -> int:
         if isinstance(filter, dict) and not filter and not kwargs:

@@ -106,6 +106,8 @@ class Draw:
             lambda: {"usernameLower": f"name{r.randint(0, 30)}"},
             lambda: {"n": {"$gte": r.randint(0, 9)}},
             lambda: {},
+            lambda: {"_id": self.id(), "$bogus": 1},  # invalid: both must raise the same
+            lambda: {"userId": self.user(), "n": {"$bad": 1}},
         ]
         return r.choice(kinds)()
 
