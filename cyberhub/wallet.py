@@ -29,9 +29,12 @@ async def move(
     delta: int,
     guard: dict | None = None,
     also_inc: dict | None = None,
+    also_set: dict | None = None,
 ) -> dict | None:
     """Apply `delta` once for `op_id`. Returns the user after the change, or
-    None when refused (funds, already applied, or `guard` no longer holds)."""
+    None when refused (funds, already applied, or `guard` no longer holds).
+    `also_set` is written in the same atomic update (e.g. the amount a
+    variable move decided on, for whoever finds it applied later)."""
     flt: dict = {"_id": user_id, "appliedOps": {"$ne": op_id}}
     if delta < 0:
         flt["balance"] = {"$gte": -delta}
@@ -39,18 +42,21 @@ async def move(
     return await db.users.find_one_and_update(
         flt,
         {"$inc": {"balance": delta, **(also_inc or {})},
-         "$push": {"appliedOps": {"$each": [op_id], "$slice": -APPLIED_MEMORY}}},
+         "$push": {"appliedOps": {"$each": [op_id], "$slice": -APPLIED_MEMORY}},
+         **({"$set": also_set} if also_set else {})},
         projection=USER_FIELDS,
         return_document=ReturnDocument.AFTER,
     )
 
 
 async def record(
-    db: Database, *, op_id: str, user_id: str, delta: int, reason: str, ref_id: str, balance_after: int | None
+    db: Database, *, op_id: str, user_id: str, delta: int, reason: str, ref_id: str, balance_after: int | None,
+    extra: dict | None = None,
 ) -> None:
     """The ledger entry of an applied move (idempotent). `balance_after` is None
-    when recovery completes a move whose resulting balance was not captured."""
-    entry = {"_id": op_id, "userId": user_id, "delta": delta, "reason": reason, "refId": ref_id,
+    when recovery completes a move whose resulting balance was not captured.
+    `extra`: more fields for the entry (e.g. an adjustment's admin and text)."""
+    entry = {**(extra or {}), "_id": op_id, "userId": user_id, "delta": delta, "reason": reason, "refId": ref_id,
              "balanceAfter": balance_after, "createdAt": now()}
     await insert_once(db.ledger, entry)
 
