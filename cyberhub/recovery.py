@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from cyberhub import catalogue, inventory, openings, operations, payments, wallet
+from cyberhub import adjustments, catalogue, inventory, openings, operations, payments, wallet
 from cyberhub.db import Database, PyMongoError
 from cyberhub.ids import now
 
@@ -74,6 +74,14 @@ async def _repair(db: Database, op: dict, report: Report) -> None:
         if fresh is None or fresh["state"] != operations.PENDING:
             return  # finished by its own request meanwhile
         await openings.complete(db, fresh, balance_after=None)
+    elif kind == adjustments.KIND:
+        # Like an opening: the live request gives up before the grace, so "not
+        # applied" here means it never will be.
+        if not await wallet.is_applied(db, user_id=op["userId"], op_id=op["_id"]):
+            await operations.discard(db, op["_id"])
+            report.discarded.append(op["_id"])
+            return
+        await adjustments.complete(db, op, balance_after=None)
     elif kind == inventory.KIND:
         await inventory.complete_sale(db, op)
     elif kind == payments.KIND:
@@ -89,7 +97,10 @@ async def _settle_keys(db: Database, cutoff: object) -> int:
     for key in await db.idempotency_keys.find({"state": "running", "createdAt": {"$lte": cutoff}}).to_list(None):
         op = await operations.get(db, key["opId"])
         if op is not None and op["state"] == operations.DONE:
-            body = openings.response_body(await openings.result_of(db, op))
+            if op["kind"] == adjustments.KIND:
+                body = await adjustments.replay_body(db, op)
+            else:
+                body = openings.response_body(await openings.result_of(db, op))
             # Only if still running: the request itself may have stored its answer meanwhile.
             await db.idempotency_keys.update_one(
                 {"_id": key["_id"], "state": "running"},
