@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import timedelta
 
 from cyberhub import fairness
 from cyberhub.db import Database, DuplicateKeyError
-from cyberhub.errors import Conflict, Unauthorized
-from cyberhub.ids import new_id, now
+from cyberhub.errors import Conflict, Forbidden, Unauthorized
+from cyberhub.ids import as_utc, new_id, now
 from cyberhub.models import FairPublic, UserPublic
 from cyberhub.security import Passwords, Tokens
 
 log = logging.getLogger("cyberhub.accounts")
 
+# `lastActiveAt` is refreshed by authentication only when it is older than
+# this, so an active player costs one extra write per window, not per request.
+ACTIVE_REFRESH = timedelta(minutes=5)
+
 
 def _new_user(username: str, password_hash: str, role: str, user_id: str | None = None) -> dict:
+    stamp = now()
     return {
         "_id": user_id or new_id(),
         "username": username,
@@ -27,7 +33,8 @@ def _new_user(username: str, password_hash: str, role: str, user_id: str | None 
         "casesOpened": 0,
         "tokenVersion": 0,
         "fair": fairness.new_seed_pair(),
-        "createdAt": now(),
+        "createdAt": stamp,
+        "lastActiveAt": stamp,
     }
 
 
@@ -44,7 +51,24 @@ async def authenticate(db: Database, passwords: Passwords, *, username: str, pas
     user = await db.users.find_one({"usernameLower": username.lower()})
     if not await passwords.verify(user["passwordHash"] if user else None, password):
         raise Unauthorized("Wrong username or password", code="invalid_credentials")
+    check_not_suspended(user)  # only after the password: the answer tells nothing to a guesser
+    user["lastActiveAt"] = now()
+    await db.users.update_one({"_id": user["_id"]}, {"$set": {"lastActiveAt": user["lastActiveAt"]}})
     return user
+
+
+def check_not_suspended(user: dict) -> None:
+    if user.get("suspended"):
+        raise Forbidden("This account is suspended", code="account_suspended")
+
+
+async def touch_active(db: Database, user: dict) -> None:
+    """Refresh `lastActiveAt` when it is older than ACTIVE_REFRESH (rarely a write)."""
+    seen = as_utc(user.get("lastActiveAt"))
+    stamp = now()
+    if seen is None or stamp - seen >= ACTIVE_REFRESH:
+        await db.users.update_one({"_id": user["_id"]}, {"$set": {"lastActiveAt": stamp}})
+        user["lastActiveAt"] = stamp
 
 
 def configured_admin_id(username: str) -> str:
@@ -59,13 +83,13 @@ async def ensure_admin(db: Database, passwords: Passwords, *, username: str, pas
     existing = await db.users.find_one({"usernameLower": username.lower()}, projection={"passwordHash": 1})
     if existing is not None and await passwords.verify(existing.get("passwordHash"), password):
         # Same password as before: keep the account's tokens valid across restarts.
-        await db.users.update_one({"_id": existing["_id"]}, {"$set": {"role": "admin"}})
+        await db.users.update_one({"_id": existing["_id"]}, {"$set": {"role": "admin", "lastActiveAt": now()}})
         return
     # New password (or promotion): tokens issued before it stop working.
     password_hash = await passwords.hash(password)
     result = await db.users.update_one(
         {"usernameLower": username.lower()},
-        {"$set": {"passwordHash": password_hash, "role": "admin"}, "$inc": {"tokenVersion": 1}},
+        {"$set": {"passwordHash": password_hash, "role": "admin", "lastActiveAt": now()}, "$inc": {"tokenVersion": 1}},
     )
     if result.matched_count:
         log.info("Admin account %r updated from settings", username)
@@ -84,13 +108,16 @@ async def get_user(db: Database, user_id: str) -> dict | None:
 async def user_for_token(db: Database, tokens: Tokens, token: str) -> dict:
     """The user a bearer token stands for, checked the same way for REST and
     Socket.IO: a valid signature and expiry, a user that still exists, and the
-    user's current tokenVersion (a password change revokes older tokens)."""
+    user's current tokenVersion (a password change revokes older tokens), and
+    an account that is not suspended (403 account_suspended: a suspension stops
+    every token at once, and refuses new sockets)."""
     claims = tokens.decode(token)
     user = await get_user(db, claims.user_id)
     if user is None:
         raise Unauthorized("The token's user does not exist", code="invalid_token")
     if claims.version != user.get("tokenVersion", 0):
         raise Unauthorized("Token was revoked by a password change; log in again", code="token_revoked")
+    check_not_suspended(user)
     return user
 
 

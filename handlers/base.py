@@ -179,6 +179,7 @@ class BaseHandler(tornado.web.RequestHandler):
         user = await accounts.user_for_token(self.db, self.services.tokens, token)
         if self.required_role == "admin" and user["role"] != "admin":
             raise Forbidden("Admin role required", code="admin_required")
+        await accounts.touch_active(self.db, user)
         self.user = user
         self.current_user = user
 

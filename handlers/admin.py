@@ -1,0 +1,186 @@
+"""The admin back office over REST (README, "Admin back office"): players,
+wallet adjustments, suspension, the audit trail. Admin role only."""
+
+from __future__ import annotations
+
+import re
+
+from cyberhub import adjustments, admin_users, audit, idempotency
+from cyberhub.admin_models import (
+    AdjustmentRequest,
+    AdjustmentResponse,
+    AdminUserListResponse,
+    AdminUserResponse,
+    AdminUserStateResponse,
+    AuditResponse,
+    LedgerResponse,
+    SuspendRequest,
+)
+from cyberhub.errors import BadRequest
+from cyberhub.ids import new_id
+from cyberhub.openapi import Operation, Param, endpoints
+from handlers.base import BaseHandler
+
+DEFAULT_PAGE, MAX_PAGE = 50, 100
+DIGITS = re.compile(r"[0-9]{1,6}")
+TAGS = ("admin",)
+
+
+def limit_param() -> Param:
+    return Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE})
+
+
+def cursor_param(pattern: str, description: str = "nextCursor of the previous page") -> Param:
+    return Param("cursor", "query", {"type": "string", "pattern": pattern}, description=description)
+
+
+class AdminHandler(BaseHandler):
+    required_role = "admin"
+
+    def page_limit(self) -> int:
+        arg = self.get_query_argument("limit", str(DEFAULT_PAGE))
+        if not DIGITS.fullmatch(arg) or not 1 <= int(arg) <= MAX_PAGE:
+            raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}", code="invalid_limit")
+        return int(arg)
+
+    def cursor(self) -> str | None:
+        return self.get_query_argument("cursor", None, strip=False)
+
+    def text_arg(self, name: str, default: str = "") -> str:
+        return self.get_query_argument(name, default, strip=False)
+
+    async def audit(self, action: str, target: str, details: dict | None = None) -> None:
+        await audit.append(self.db, admin_id=self.user_id, action=action, target=target, details=details)
+
+
+# --- players ----------------------------------------------------------------------------------
+
+
+class AdminUsersHandler(AdminHandler):
+    api = endpoints(get=Operation(
+        "Players: search by username prefix (case-insensitive) or exact id, sorted, paged", AdminUserListResponse,
+        auth="admin", errors=(400,), tags=TAGS,
+        params=(
+            Param("q", "query", {"type": "string", "pattern": admin_users.QUERY_PATTERN},
+                  description="Username prefix (case-insensitive) or an exact user id; empty: everyone"),
+            Param("sort", "query", {"type": "string", "enum": list(admin_users.SORTS), "default": "created"},
+                  description="balance: highest first; created: newest first; active: most recently active first"),
+            limit_param(),
+            cursor_param(admin_users.USER_CURSOR_PATTERN,
+                         "nextCursor of the previous page (same q and sort): <sort value>_<user id>"),
+        ),
+    ))
+
+    async def get(self) -> None:
+        users, next_cursor = await admin_users.list_users(
+            self.db, q=self.text_arg("q"), sort=self.text_arg("sort", "created"), limit=self.page_limit(),
+            cursor=self.cursor())
+        self.write_json(AdminUserListResponse.model_validate(
+            {"users": [admin_users.public_user(u) for u in users], "nextCursor": next_cursor}))
+
+
+class AdminUserHandler(AdminHandler):
+    api = endpoints(get=Operation(
+        "One player with sums from their ledger (deposited, reversed, sold, spent, adjusted, net = spent − sold)",
+        AdminUserResponse, auth="admin", errors=(404,), tags=TAGS))
+
+    async def get(self, user_id: str) -> None:
+        doc = await admin_users.get_user(self.db, user_id)
+        summary = await admin_users.money_summary(self.db, user_id)
+        self.write_json(AdminUserResponse.model_validate({"user": {
+            **admin_users.public_user(doc), "casesOpened": doc.get("casesOpened", 0), **summary}}))
+
+
+class AdminUserLedgerHandler(AdminHandler):
+    api = endpoints(get=Operation(
+        "A player's ledger, newest first", LedgerResponse, auth="admin", errors=(400, 404), tags=TAGS,
+        params=(limit_param(), cursor_param(admin_users.LEDGER_CURSOR_PATTERN,
+                                            "nextCursor of the previous page: <epoch millis>_<entry id>")),
+    ))
+
+    async def get(self, user_id: str) -> None:
+        limit, cursor = self.page_limit(), self.cursor()
+        await admin_users.get_user(self.db, user_id)
+        entries, next_cursor = await admin_users.ledger_page(self.db, user_id=user_id, limit=limit, cursor=cursor)
+        self.write_json(LedgerResponse.model_validate(
+            {"entries": [admin_users.public_entry(e) for e in entries], "nextCursor": next_cursor}))
+
+
+class AdminAdjustmentHandler(AdminHandler):
+    api = endpoints(post=Operation(
+        "Credit (amount > 0) or debit (amount < 0) a player's balance through the ledger", AdjustmentResponse,
+        request=AdjustmentRequest, auth="admin", errors=(404, 409), tags=TAGS,
+        params=(Param("Idempotency-Key", "header", {"type": "string", "pattern": "^[!-~]{1,255}$"},
+                      description="Retries with the same key (per admin) return the first result"),),
+    ))
+
+    async def post(self, user_id: str) -> None:
+        body = self.parse_body(AdjustmentRequest)
+        key = self.request.headers.get("Idempotency-Key")
+        if key is None:
+            status, payload = await self._adjust(user_id, body, new_id())
+        else:
+            (status, payload), _replayed = await idempotency.run_once(
+                self.db, user_id=self.user_id, key=idempotency.check_key(key),
+                fingerprint=idempotency.request_hash("POST", self.request.path, self.raw_body),
+                action=lambda op_id: self._adjust(user_id, body, op_id),
+                wait_seconds=self.services.settings.idempotency_wait_seconds,
+            )
+        self.write_json(payload, status)
+
+    async def _adjust(self, user_id: str, body: AdjustmentRequest, op_id: str) -> tuple[int, dict]:
+        result = await adjustments.adjust(
+            self.db, admin_id=self.user_id, user_id=user_id, amount=body.amount, text=body.reason, op_id=op_id,
+            deadline_seconds=self.services.settings.operation_deadline_seconds)
+        await self.notifier.balance_updated(user_id, result.balance)
+        return 200, adjustments.response_body(result.adjustment_id, result.balance)
+
+
+class AdminSuspendHandler(AdminHandler):
+    api = endpoints(post=Operation(
+        "Suspend a player: every token refused (403 account_suspended), sockets disconnected; money and items "
+        "stay", AdminUserStateResponse, request=SuspendRequest, auth="admin", errors=(404, 409), tags=TAGS))
+
+    async def post(self, user_id: str) -> None:
+        body = self.parse_body(SuspendRequest)
+        doc = await admin_users.suspend(self.db, user_id=user_id, reason=body.reason, by=self.user_id)
+        await self.audit("user.suspend", user_id, {"reason": body.reason})
+        await admin_users.disconnect_sockets(self.services.sio, user_id)
+        self.write_json(AdminUserStateResponse.model_validate({"user": admin_users.public_user(doc)}))
+
+
+class AdminRestoreUserHandler(AdminHandler):
+    api = endpoints(post=Operation("Lift a player's suspension", AdminUserStateResponse, auth="admin",
+                                   errors=(404,), tags=TAGS))
+
+    async def post(self, user_id: str) -> None:
+        doc = await admin_users.restore(self.db, user_id=user_id)
+        await self.audit("user.restore", user_id)
+        self.write_json(AdminUserStateResponse.model_validate({"user": admin_users.public_user(doc)}))
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+class AdminAuditHandler(AdminHandler):
+    api = endpoints(get=Operation(
+        "Every admin action, newest first (append-only)", AuditResponse, auth="admin", errors=(400,), tags=TAGS,
+        params=(limit_param(), cursor_param(audit.CURSOR_PATTERN,
+                                            "nextCursor of the previous page: <epoch millis>_<entry id>")),
+    ))
+
+    async def get(self) -> None:
+        entries, next_cursor = await audit.list_entries(self.db, limit=self.page_limit(), cursor=self.cursor())
+        self.write_json(AuditResponse.model_validate(
+            {"entries": [audit.public_entry(e) for e in entries], "nextCursor": next_cursor}))
+
+
+default_handlers = [
+    (r"/api/admin/users", AdminUsersHandler),
+    (r"/api/admin/users/([^/]+)", AdminUserHandler),
+    (r"/api/admin/users/([^/]+)/ledger", AdminUserLedgerHandler),
+    (r"/api/admin/users/([^/]+)/adjustments", AdminAdjustmentHandler),
+    (r"/api/admin/users/([^/]+)/suspend", AdminSuspendHandler),
+    (r"/api/admin/users/([^/]+)/restore", AdminRestoreUserHandler),
+    (r"/api/admin/audit", AdminAuditHandler),
+]
