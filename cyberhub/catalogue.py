@@ -41,7 +41,8 @@ def snapshot(case: dict) -> dict:
 
 
 async def _archive(db: Database, case: dict) -> None:
-    doc = {**snapshot(case), "createdAt": case["updatedAt"]}
+    doc = {**snapshot(case), "createdAt": case["updatedAt"],
+           "adminId": case.get("updatedBy", case.get("createdBy"))}
     await db.case_versions.replace_one({"_id": version_id(case["_id"], case["version"])}, doc, upsert=True)
 
 
@@ -57,7 +58,7 @@ async def create_case(db: Database, data: CaseInput, *, admin_id: str) -> dict:
 REPLACE_ATTEMPTS = 10
 
 
-async def replace_case(db: Database, case_id: str, data: CaseInput) -> dict:
+async def replace_case(db: Database, case_id: str, data: CaseInput, *, admin_id: str | None = None) -> dict:
     """Make `data` the case's next version. A replace has no precondition, so
     losing the compare-and-set to a concurrent edit just means trying again on
     top of the version that won."""
@@ -69,7 +70,7 @@ async def replace_case(db: Database, case_id: str, data: CaseInput) -> dict:
         await _archive(db, current)
         updated = await db.cases.find_one_and_update(
             {"_id": case_id, "active": True, "version": current["version"]},
-            {"$set": {**content, "updatedAt": now()}, "$inc": {"version": 1}},
+            {"$set": {**content, "updatedAt": now(), "updatedBy": admin_id}, "$inc": {"version": 1}},
             return_document=ReturnDocument.AFTER,
         )
         if updated is not None:
@@ -86,6 +87,19 @@ async def delete_case(db: Database, case_id: str) -> None:
     )
     if not result.matched_count:
         raise NotFound("Case not found", code="case_not_found")
+
+
+async def restore_case(db: Database, case_id: str) -> dict:
+    """List a deleted case again, as the version it was deleted at."""
+    case = await db.cases.find_one_and_update(
+        {"_id": case_id, "active": False}, {"$set": {"active": True}, "$unset": {"deletedAt": ""}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if case is None:
+        if await db.cases.find_one({"_id": case_id}, projection={"_id": 1}) is None:
+            raise NotFound("Case not found", code="case_not_found")
+        raise Conflict("The case is not deleted", code="case_not_deleted")
+    return case
 
 
 async def get_active(db: Database, case_id: str) -> dict:
