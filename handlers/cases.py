@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from cyberhub import catalogue, catalogue_cache
+from cyberhub import admin_cases, audit, catalogue, catalogue_cache
+from cyberhub.admin_models import AdminCaseListResponse
 from cyberhub.models import CaseInput, CaseListResponse, CaseResponse, Envelope
 from cyberhub.openapi import Operation, endpoints
 from handlers.base import BaseHandler
@@ -31,16 +32,26 @@ class AdminBase(BaseHandler):
         self.services.catalogue_cache.invalidate()
         await self.notifier.cases_updated()
 
+    async def _audit(self, action: str, case_id: str, details: dict | None = None) -> None:
+        """The admin audit trail (GET /api/admin/audit), after the change succeeded."""
+        await audit.append(self.db, admin_id=self.user_id, action=action, target=case_id, details=details)
+
 
 class AdminCaseCreateHandler(AdminBase):
     required_role = "admin"
     api = endpoints(post=Operation("Create a case", CaseResponse, request=CaseInput, auth="admin", status=201,
-                                   tags=("admin",)))
+                                   tags=("admin",)),
+                    get=Operation("Every case, deleted ones included (active: false)", AdminCaseListResponse,
+                                  auth="admin", tags=("admin",)))
+
+    async def get(self) -> None:
+        self.write_json(AdminCaseListResponse.model_validate({"cases": await admin_cases.list_all(self.db)}))
 
     async def post(self) -> None:
         data = self.parse_body(CaseInput)
         case = await catalogue.create_case(self.db, data, admin_id=self.user_id)
         await self._changed()
+        await self._audit("case.create", case["_id"], {"version": 1, "name": case["name"], "price": case["price"]})
         self.write_json(CaseResponse(case=catalogue.public_case(case)), 201)
 
 
@@ -55,13 +66,16 @@ class AdminCaseHandler(AdminBase):
 
     async def put(self, case_id: str) -> None:
         data = self.parse_body(CaseInput)
-        case = await catalogue.replace_case(self.db, case_id, data)
+        case = await catalogue.replace_case(self.db, case_id, data, admin_id=self.user_id)
         await self._changed()
+        await self._audit("case.update", case_id, {"version": case["version"], "name": case["name"],
+                                                   "price": case["price"]})
         self.write_json(CaseResponse(case=catalogue.public_case(case)))
 
     async def delete(self, case_id: str) -> None:
         await catalogue.delete_case(self.db, case_id)
         await self._changed()
+        await self._audit("case.delete", case_id)
         self.write_json(Envelope())
 
 
