@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import re
 
-from cyberhub import adjustments, admin_users, audit, idempotency
+from cyberhub import adjustments, admin_cases, admin_users, audit, catalogue, idempotency
 from cyberhub.admin_models import (
     AdjustmentRequest,
     AdjustmentResponse,
+    AdminCaseResponse,
     AdminUserListResponse,
     AdminUserResponse,
     AdminUserStateResponse,
     AuditResponse,
+    CaseVersionsResponse,
     LedgerResponse,
     SuspendRequest,
 )
@@ -20,6 +22,7 @@ from cyberhub.errors import BadRequest
 from cyberhub.ids import new_id
 from cyberhub.openapi import Operation, Param, endpoints
 from handlers.base import BaseHandler
+from handlers.cases import AdminBase
 
 DEFAULT_PAGE, MAX_PAGE = 50, 100
 DIGITS = re.compile(r"[0-9]{1,6}")
@@ -159,6 +162,30 @@ class AdminRestoreUserHandler(AdminHandler):
         self.write_json(AdminUserStateResponse.model_validate({"user": admin_users.public_user(doc)}))
 
 
+# --- cases ------------------------------------------------------------------------------------
+
+
+class AdminCaseRestoreHandler(AdminBase):
+    required_role = "admin"
+    api = endpoints(post=Operation("List a deleted case again (cases:updated is emitted)", AdminCaseResponse,
+                                   auth="admin", errors=(404, 409), tags=TAGS))
+
+    async def post(self, case_id: str) -> None:
+        case = await catalogue.restore_case(self.db, case_id)
+        await self._changed()
+        await self._audit("case.restore", case_id, {"version": case["version"]})
+        self.write_json(AdminCaseResponse.model_validate({"case": admin_cases.admin_case(case)}))
+
+
+class AdminCaseVersionsHandler(AdminHandler):
+    api = endpoints(get=Operation("Every version of a case from the archive, oldest first (adminId: who made "
+                                  "it; null for versions archived before it was recorded)", CaseVersionsResponse,
+                                  auth="admin", errors=(404,), tags=TAGS))
+
+    async def get(self, case_id: str) -> None:
+        self.write_json(CaseVersionsResponse.model_validate({"versions": await admin_cases.versions(self.db, case_id)}))
+
+
 # --- audit ------------------------------------------------------------------------------------
 
 
@@ -176,6 +203,8 @@ class AdminAuditHandler(AdminHandler):
 
 
 default_handlers = [
+    (r"/api/admin/cases/([^/]+)/restore", AdminCaseRestoreHandler),
+    (r"/api/admin/cases/([^/]+)/versions", AdminCaseVersionsHandler),
     (r"/api/admin/users", AdminUsersHandler),
     (r"/api/admin/users/([^/]+)", AdminUserHandler),
     (r"/api/admin/users/([^/]+)/ledger", AdminUserLedgerHandler),
