@@ -138,6 +138,7 @@ class Delivery(PublicModel):
     status: str | None
     outcome: str
     received_at: datetime
+    reversed_amount: int | None = None
     shortfall: int | None = None
 
 

@@ -3,8 +3,11 @@
 Signature (Stripe style): `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(
 secret, "<t>.<raw body>")>`, compared in constant time and refused outside the
 tolerance window. Only `status == "succeeded"` credits, and a payment id
-credits at most once: its operation id is "pay:<paymentId>". Every delivery,
-refused ones included, is stored in `payment_deliveries` with its outcome.
+credits at most once: its operation id is "pay:<paymentId>". `refunded` and
+`charged_back` reverse a credited payment once (cyberhub/reversals.py). Every
+delivery, refused ones included, is stored in `payment_deliveries` with its
+outcome: credited | duplicate | recorded | reversed | refused:<code>
+("processing" while it is being handled).
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ import hmac
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from cyberhub import operations, wallet
-from cyberhub.db import Database, DuplicateKeyError
+from cyberhub import operations, reversals, wallet
+from cyberhub.db import Database, DuplicateKeyError, is_unavailable_error
 from cyberhub.errors import AppError, BadRequest, Conflict, NotFound, Unauthorized
 from cyberhub.ids import new_id, now
 from cyberhub.models import PaymentCallback
@@ -62,6 +65,9 @@ class DeliveryResult:
     duplicate: bool
     credited_user: str | None = None  # set when this delivery moved money
     credited_amount: int = 0
+    reversed_user: str | None = None  # set when this delivery took a credit back
+    suspended_user: str | None = None  # set when the reversal fell short and suspended the player
+    fields: dict = field(default_factory=dict)  # more to record on the delivery (reversal amounts)
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ async def handle_delivery(
         "_id": delivery_id, "receivedAt": received, "remoteIp": remote_ip, "signature": (signature or "")[:512],
         "body": kept.decode("utf-8", "replace"), "bodyBytes": len(raw_body), "outcome": "processing",
     })
-    outcome, fields = "error", {}
+    outcome, fields = "refused:internal_error", {}
     try:
         if forged:
             raise forged
@@ -106,9 +112,14 @@ async def handle_delivery(
         fields = {"paymentId": body.payment_id, "userId": body.user_id, "amount": body.amount,
                   "currency": body.currency, "status": body.status}
         result, outcome = await _apply(db, body, rules)
+        fields.update(result.fields)
         return result
     except AppError as exc:
-        outcome = f"rejected:{exc.code}"
+        outcome = f"refused:{exc.code}"
+        raise
+    except Exception as exc:
+        if is_unavailable_error(exc):
+            outcome = "refused:database_unavailable"
         raise
     finally:
         await db.payment_deliveries.update_one(
@@ -124,8 +135,14 @@ async def _apply(db: Database, body: PaymentCallback, rules: PaymentRules) -> tu
         raise BadRequest(f"Amount exceeds the maximum of {rules.max_amount}", code="amount_too_large")
     if await db.users.find_one({"_id": body.user_id}, projection={"_id": 1}) is None:
         raise NotFound("Unknown userId", code="user_not_found")
+    if body.status in reversals.STATUSES:
+        done = await reversals.handle(db, payment_id=body.payment_id, user_id=body.user_id, amount=body.amount,
+                                      currency=body.currency, status=body.status)
+        fields = {"reversedAmount": done.amount, "shortfall": done.shortfall} if done.user_id else {}
+        return DeliveryResult(duplicate=done.outcome == "duplicate", reversed_user=done.user_id,
+                              suspended_user=done.user_id if done.shortfall else None, fields=fields), done.outcome
     if body.status != SUCCEEDED:
-        return DeliveryResult(duplicate=False), f"recorded:{body.status}"
+        return DeliveryResult(duplicate=False), "recorded"
     op_id = f"pay:{body.payment_id}"
     try:
         op = await operations.begin(db, op_id, kind=KIND, user_id=body.user_id, paymentId=body.payment_id,
@@ -136,11 +153,13 @@ async def _apply(db: Database, body: PaymentCallback, rules: PaymentRules) -> tu
             log.warning("Payment %s repeated with a different user or amount; not credited", body.payment_id)
             raise Conflict("paymentId was already used for another user or amount",
                            code="payment_conflict") from None
+        if first.get("voided"):
+            return DeliveryResult(duplicate=True), "recorded"  # refunded before it was ever credited
         if first.get("state") == operations.PENDING:
             # The first delivery died half-way: finish it now rather than leave it to recovery.
             await complete_payment(db, first)
             return (DeliveryResult(duplicate=True, credited_user=body.user_id, credited_amount=body.amount),
-                    "duplicate_completed")
+                    "duplicate")
         return DeliveryResult(duplicate=True), "duplicate"
     await complete_payment(db, op)
     return DeliveryResult(duplicate=False, credited_user=body.user_id, credited_amount=body.amount), "credited"
@@ -150,3 +169,18 @@ async def complete_payment(db: Database, op: dict) -> None:
     await wallet.credit_once(db, user_id=op["userId"], op_id=op["_id"], amount=op["amount"],
                              reason="payment", ref_id=op["paymentId"])
     await operations.finish(db, op)
+
+
+# Outcomes as stored before the vocabulary above, as they read now.
+_OLD_OUTCOMES = {"duplicate_completed": "duplicate", "error": "refused:internal_error"}
+
+
+def public_outcome(stored: str) -> str:
+    """credited | duplicate | recorded | reversed | refused:<code> (| processing)."""
+    if stored in _OLD_OUTCOMES:
+        return _OLD_OUTCOMES[stored]
+    if stored.startswith("recorded:"):
+        return "recorded"
+    if stored.startswith("rejected:"):
+        return "refused:" + stored.split(":", 1)[1]
+    return stored

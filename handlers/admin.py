@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from cyberhub import adjustments, admin_cases, admin_users, audit, catalogue, idempotency
+from cyberhub import adjustments, admin_cases, admin_payments, admin_users, audit, catalogue, idempotency
 from cyberhub.admin_models import (
     AdjustmentRequest,
     AdjustmentResponse,
@@ -15,6 +15,7 @@ from cyberhub.admin_models import (
     AdminUserStateResponse,
     AuditResponse,
     CaseVersionsResponse,
+    DeliveriesResponse,
     LedgerResponse,
     SuspendRequest,
 )
@@ -186,6 +187,29 @@ class AdminCaseVersionsHandler(AdminHandler):
         self.write_json(CaseVersionsResponse.model_validate({"versions": await admin_cases.versions(self.db, case_id)}))
 
 
+# --- payments ---------------------------------------------------------------------------------
+
+
+class AdminPaymentsHandler(AdminHandler):
+    api = endpoints(get=Operation(
+        "Payment deliveries, newest first (outcome: credited | duplicate | recorded | reversed | "
+        "refused:<code>; processing while in flight)", DeliveriesResponse, auth="admin", errors=(400,), tags=TAGS,
+        params=(
+            *(Param(name, "query", {"type": "string", "maxLength": size}, description="Exact match; empty: any")
+              for name, size in admin_payments.FILTERS.items()),
+            limit_param(),
+            cursor_param(audit.CURSOR_PATTERN, "nextCursor of the previous page: <epoch millis>_<delivery id>"),
+        ),
+    ))
+
+    async def get(self) -> None:
+        filters = {name: self.text_arg(name) for name in admin_payments.FILTERS}
+        docs, next_cursor = await admin_payments.list_deliveries(
+            self.db, filters=filters, limit=self.page_limit(), cursor=self.cursor())
+        self.write_json(DeliveriesResponse.model_validate(
+            {"deliveries": [admin_payments.public_delivery(d) for d in docs], "nextCursor": next_cursor}))
+
+
 # --- audit ------------------------------------------------------------------------------------
 
 
@@ -212,4 +236,5 @@ default_handlers = [
     (r"/api/admin/users/([^/]+)/suspend", AdminSuspendHandler),
     (r"/api/admin/users/([^/]+)/restore", AdminRestoreUserHandler),
     (r"/api/admin/audit", AdminAuditHandler),
+    (r"/api/admin/payments", AdminPaymentsHandler),
 ]

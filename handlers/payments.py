@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cyberhub import payments, wallet
+from cyberhub import admin_users, payments, wallet
 from cyberhub.models import PaymentCallback, PaymentResponse
 from cyberhub.openapi import Operation, endpoints
 from handlers.base import BaseHandler
@@ -26,8 +26,12 @@ class PaymentCallbackHandler(BaseHandler):
         if result.credited_user:
             self.services.metrics.payments_credited.inc()
             self.services.metrics.payments_amount.inc(result.credited_amount)
-            balance = await wallet.balance_of(self.db, result.credited_user)
-            await self.notifier.balance_updated(result.credited_user, balance)
+        changed = result.credited_user or result.reversed_user
+        if changed:
+            balance = await wallet.balance_of(self.db, changed)
+            await self.notifier.balance_updated(changed, balance)
+        if result.suspended_user:  # a reversal the balance could not cover
+            await admin_users.disconnect_sockets(self.services.sio, result.suspended_user)
         self.write_json(PaymentResponse(duplicate=result.duplicate))
 
     async def _deliver(self, ip: str) -> payments.DeliveryResult:

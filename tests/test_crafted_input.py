@@ -74,7 +74,7 @@ async def test_signed_webhook_with_huge_amount_is_a_400_and_its_audit_is_complet
     assert_envelope(reply, 400, "validation_error")
     deliveries = await live.db.payment_deliveries.find({}).to_list(None)
     assert len(deliveries) == 1
-    assert deliveries[0]["outcome"] == "rejected:validation_error" and "doneAt" in deliveries[0]
+    assert deliveries[0]["outcome"] == "refused:validation_error" and "doneAt" in deliveries[0]
     assert "amount" not in deliveries[0]
     assert await live.db.operations.count_documents({}) == 0
     assert (await live.api.get("/api/profile", token=(await live.api.login("whale", "correct horse")))

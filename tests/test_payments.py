@@ -78,7 +78,7 @@ async def test_rejected_deliveries_leave_the_ledger_untouched(live):
     assert await live.db.operations.count_documents({}) == 0
     deliveries = await live.db.payment_deliveries.find({}).to_list(None)
     assert len(deliveries) == len(cases), "every delivery is kept for audit"
-    assert all(d["outcome"].startswith("rejected:") for d in deliveries)
+    assert all(d["outcome"].startswith("refused:") for d in deliveries)
 
     # The real one still credits after all that.
     reply = await live.api.post("/api/payment/callback", raw=good, headers=signed(good))
@@ -101,7 +101,7 @@ async def test_non_succeeded_status_is_recorded_and_does_not_use_up_the_id(live)
     assert (await live.api.pay(user["id"], 900, payment_id="pay_slow")).body["duplicate"] is True
     assert (await live.db.users.find_one({"_id": user["id"]}))["balance"] == 900
     outcomes = [d["outcome"] for d in await live.db.payment_deliveries.find({}).sort("receivedAt", 1).to_list(None)]
-    assert outcomes == ["recorded:pending", "recorded:failed", "recorded:pending", "credited", "duplicate"]
+    assert outcomes == ["recorded", "recorded", "recorded", "credited", "duplicate"]
     await assert_money_invariants(live.db)
 
 
@@ -112,7 +112,7 @@ async def test_same_payment_id_with_different_amount_is_409_and_not_credited(liv
     assert reply.status == 409 and reply.body["code"] == "payment_conflict"
     assert (await live.db.users.find_one({"_id": user["id"]}))["balance"] == 100
     last = await live.db.payment_deliveries.find({}).sort("receivedAt", -1).limit(1).to_list(None)
-    assert last[0]["outcome"] == "rejected:payment_conflict"
+    assert last[0]["outcome"] == "refused:payment_conflict"
 
 
 async def test_malformed_signature_timestamps_are_401_not_500(live):

@@ -1,0 +1,36 @@
+"""Payment deliveries for the back office: "did payment X arrive, and what
+became of it?" Newest first, filtered by paymentId, userId and provider
+status (exact), paged by a plain-text cursor."""
+
+from __future__ import annotations
+
+from cyberhub import audit, payments
+from cyberhub.db import Database
+from cyberhub.errors import BadRequest
+from cyberhub.ids import as_utc
+
+FILTERS = {"paymentId": 128, "userId": 128, "status": 32}  # query parameter → max length
+
+
+async def list_deliveries(db: Database, *, filters: dict[str, str], limit: int, cursor: str | None
+                          ) -> tuple[list[dict], str | None]:
+    query: dict = {}
+    for name, value in filters.items():
+        if len(value) > FILTERS[name]:
+            raise BadRequest(f"{name} is at most {FILTERS[name]} characters", code="invalid_filter")
+        if value:
+            query[name] = value
+    query.update(audit.after_cursor(audit.parse_cursor(cursor), "receivedAt"))
+    docs = await db.payment_deliveries.find(query).sort([("receivedAt", -1), ("_id", -1)]) \
+        .limit(limit + 1).to_list(None)
+    more = len(docs) > limit
+    docs = docs[:limit]
+    return docs, (f"{audit.millis(docs[-1]['receivedAt'])}_{docs[-1]['_id']}" if more and docs else None)
+
+
+def public_delivery(doc: dict) -> dict:
+    return {"id": doc["_id"], "paymentId": doc.get("paymentId"), "userId": doc.get("userId"),
+            "amount": doc.get("amount"), "currency": doc.get("currency"), "status": doc.get("status"),
+            "outcome": payments.public_outcome(doc.get("outcome", "processing")),
+            "receivedAt": as_utc(doc["receivedAt"]), "reversedAmount": doc.get("reversedAmount"),
+            "shortfall": doc.get("shortfall")}
