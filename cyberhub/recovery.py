@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from cyberhub import adjustments, catalogue, inventory, openings, operations, payments, wallet
+from cyberhub import adjustments, catalogue, inventory, openings, operations, payments, reversals, wallet
 from cyberhub.db import Database, PyMongoError
 from cyberhub.ids import now
 
@@ -86,6 +86,8 @@ async def _repair(db: Database, op: dict, report: Report) -> None:
         await inventory.complete_sale(db, op)
     elif kind == payments.KIND:
         await payments.complete_payment(db, op)
+    elif kind == reversals.KIND:
+        await reversals.complete(db, op)  # the decision to reverse is recorded: always forwards
     else:
         raise ValueError(f"unknown operation kind {kind!r}")
     report.completed.append(op["_id"])
