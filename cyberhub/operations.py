@@ -31,12 +31,15 @@ async def replan(db: Database, op_id: str, **fields: object) -> bool:
 
 
 async def finish(db: Database, op: dict) -> None:
-    """Close the operation. Upserts: if recovery wrongly discarded a live
-    operation whose money then moved, the record is written back, closed."""
+    """Close the operation. If recovery wrongly discarded a live operation whose
+    money then moved, the record is written back, closed (an upsert: only then,
+    so the usual close does not send the whole record again)."""
+    closed = {"state": DONE, "doneAt": now()}
+    result = await db.operations.update_one({"_id": op["_id"]}, {"$set": closed})
+    if result.matched_count:
+        return
     rest = {k: v for k, v in op.items() if k not in ("_id", "state", "doneAt")}
-    await db.operations.update_one(
-        {"_id": op["_id"]}, {"$set": {"state": DONE, "doneAt": now()}, "$setOnInsert": rest}, upsert=True
-    )
+    await db.operations.update_one({"_id": op["_id"]}, {"$set": closed, "$setOnInsert": rest}, upsert=True)
 
 
 async def discard(db: Database, op_id: str) -> None:

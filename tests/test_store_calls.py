@@ -65,3 +65,21 @@ async def test_an_edit_through_this_process_reaches_the_next_opening_at_once(liv
     gone = await live.api.post("/api/cases/open", {"caseId": case["id"]}, token=token)
     assert gone.status == 404 and gone.body["code"] == "case_not_found", gone
     await assert_money_invariants(live.db)
+
+
+async def test_closing_a_discarded_operation_writes_it_back_closed(raw_db):
+    """Closing is one update; only when recovery discarded the record meanwhile
+    is the whole record written back (closed) by an upsert."""
+    from cyberhub import operations
+    from cyberhub.ids import as_utc
+
+    op = await operations.begin(raw_db, "op-back", kind="open", user_id="u1", price=300)
+    await operations.finish(raw_db, op)
+    assert (await raw_db.operations.find_one({"_id": "op-back"}))["state"] == operations.DONE
+    lost = await operations.begin(raw_db, "op-lost", kind="open", user_id="u2", price=400)
+    await operations.discard(raw_db, "op-lost")
+    assert await raw_db.operations.find_one({"_id": "op-lost"}) is None
+    await operations.finish(raw_db, lost)
+    back = await raw_db.operations.find_one({"_id": "op-lost"})
+    assert back["state"] == operations.DONE and back["price"] == 400 and back["userId"] == "u2"
+    assert as_utc(back["createdAt"]) == lost["createdAt"]
