@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import re
 
-from cyberhub import adjustments, admin_cases, admin_payments, admin_users, audit, catalogue, idempotency
+from cyberhub import (
+    adjustments,
+    admin_cases,
+    admin_payments,
+    admin_stats,
+    admin_users,
+    audit,
+    catalogue,
+    idempotency,
+)
 from cyberhub.admin_models import (
     AdjustmentRequest,
     AdjustmentResponse,
@@ -14,10 +23,13 @@ from cyberhub.admin_models import (
     AdminUserResponse,
     AdminUserStateResponse,
     AuditResponse,
+    CaseStatsResponse,
     CaseVersionsResponse,
     DeliveriesResponse,
     LedgerResponse,
+    StatsResponse,
     SuspendRequest,
+    TimeseriesResponse,
 )
 from cyberhub.errors import BadRequest
 from cyberhub.ids import new_id
@@ -210,6 +222,54 @@ class AdminPaymentsHandler(AdminHandler):
             {"deliveries": [admin_payments.public_delivery(d) for d in docs], "nextCursor": next_cursor}))
 
 
+# --- stats ------------------------------------------------------------------------------------
+
+
+def range_params() -> tuple[Param, ...]:
+    return tuple(
+        Param(name, "query", {"type": "string", "pattern": admin_stats.DATETIME_PATTERN},
+              description=f"ISO-8601 date-time with an offset, e.g. 2026-11-21T00:00:00Z ({text}); empty: unbounded")
+        for name, text in (("from", "inclusive"), ("to", "exclusive")))
+
+
+class StatsBase(AdminHandler):
+    def range(self) -> dict[str, str]:
+        return {"start": self.text_arg("from"), "end": self.text_arg("to")}
+
+
+class AdminStatsHandler(StatsBase):
+    api = endpoints(get=Operation(
+        "Money and play in [from, to) from the ledger (net = openingRevenue − salesPayout; activePlayers: players "
+        "who opened a case)", StatsResponse, auth="admin", errors=(400,), tags=TAGS, params=range_params()))
+
+    async def get(self) -> None:
+        self.write_json(StatsResponse.model_validate(await admin_stats.summary(self.db, **self.range())))
+
+
+class AdminCaseStatsHandler(StatsBase):
+    api = endpoints(get=Operation(
+        "Per case in [from, to): openings, revenue, payout, realized and expected RTP from each version's odds; "
+        "rtpAlarm when the payout is outside the 99.9 % interval the odds predict", CaseStatsResponse,
+        auth="admin", errors=(400,), tags=TAGS, params=range_params()))
+
+    async def get(self) -> None:
+        cases = await admin_stats.per_case(self.db, **self.range())
+        self.write_json(CaseStatsResponse.model_validate({"cases": cases}))
+
+
+class AdminTimeseriesHandler(StatsBase):
+    api = endpoints(get=Operation(
+        "The stats per hour or per day (UTC buckets with any activity, oldest first)", TimeseriesResponse,
+        auth="admin", errors=(400,), tags=TAGS,
+        params=(Param("bucket", "query", {"type": "string", "enum": list(admin_stats.BUCKET_FORMATS),
+                                          "default": "day"}), *range_params())))
+
+    async def get(self) -> None:
+        bucket = self.text_arg("bucket", "day")
+        series = await admin_stats.timeseries(self.db, bucket=bucket, **self.range())
+        self.write_json(TimeseriesResponse.model_validate({"bucket": bucket, "series": series}))
+
+
 # --- audit ------------------------------------------------------------------------------------
 
 
@@ -237,4 +297,7 @@ default_handlers = [
     (r"/api/admin/users/([^/]+)/restore", AdminRestoreUserHandler),
     (r"/api/admin/audit", AdminAuditHandler),
     (r"/api/admin/payments", AdminPaymentsHandler),
+    (r"/api/admin/stats", AdminStatsHandler),
+    (r"/api/admin/stats/cases", AdminCaseStatsHandler),
+    (r"/api/admin/stats/timeseries", AdminTimeseriesHandler),
 ]
