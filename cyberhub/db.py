@@ -106,6 +106,16 @@ async def ensure_indexes(db: Database, *, idempotency_ttl_seconds: int) -> None:
     await db.openings.create_indexes([IndexModel([("createdAt", DESCENDING)])])
     await db.payment_deliveries.create_indexes([IndexModel([("paymentId", ASCENDING), ("receivedAt", ASCENDING)])])
     await db.fair_seeds.create_indexes([IndexModel([("userId", ASCENDING), ("revealedAt", DESCENDING)])])
+    # The admin back office: player sorts, ledger and openings aggregations by time
+    # and case, deliveries by time and player, the audit trail.
+    await db.users.create_indexes([IndexModel([(f, DESCENDING), ("_id", DESCENDING)])
+                                   for f in ("balance", "createdAt", "lastActiveAt")])
+    await db.ledger.create_indexes([IndexModel([("createdAt", ASCENDING)]),
+                                    IndexModel([("reason", ASCENDING), ("createdAt", ASCENDING)])])
+    await db.openings.create_indexes([IndexModel([("caseId", ASCENDING), ("caseVersion", ASCENDING)])])
+    await db.payment_deliveries.create_indexes([IndexModel([("receivedAt", DESCENDING)]),
+                                                IndexModel([("userId", ASCENDING), ("receivedAt", DESCENDING)])])
+    await db.admin_audit.create_indexes([IndexModel([("createdAt", DESCENDING), ("_id", DESCENDING)])])
     # Idempotency keys are per user (the _id is "<userId>:<key>") and expire after the TTL.
     ttl_index = IndexModel([("createdAt", ASCENDING)], expireAfterSeconds=idempotency_ttl_seconds)
     try:
