@@ -27,8 +27,11 @@ recipient in the same synchronous step:
   disconnected are not recipients, as in the Node server: no event can reach
   a client before its CONNECT.
 
-Nothing here yields to the event loop between the first and last recipient,
-so no other emit can interleave with a broadcast.
+Recipients are taken when the event is emitted. A broadcast to more than
+SLICE sockets is written SLICE recipients per event-loop step (so 10,000
+sockets never stall the loop for the whole broadcast); while one is in
+progress every later event of this manager waits behind it, in emit order,
+so per socket the order of events is the order of the emits.
 
 EVERY LIBRARY INTERNAL THE FAST PATH RELIES ON IS IN THIS MODULE, checked
 against python-socketio 5.18.1, python-engineio 4.15.1 and tornado 6.6.1
@@ -66,8 +69,10 @@ tornado
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import struct
+from collections import deque
 from importlib.metadata import version
 from typing import Any
 
@@ -80,6 +85,10 @@ from engineio.async_drivers import tornado as eio_tornado
 from socketio import packet as sio_packet
 
 log = logging.getLogger("cyberhub.fanout")
+
+# Recipients written per event-loop step: a broadcast to 10,000 sockets is
+# cut into steps of ~10 ms so that nothing else waits for the whole of it.
+SLICE = 2000
 
 CHECKED_VERSIONS = {"python-socketio": "5.18.1", "python-engineio": "4.15.1", "tornado": "6.6.1"}
 
@@ -119,12 +128,28 @@ def write_frame(stream: tornado.iostream.IOStream, frame: bytes) -> None:
     stream.write(frame)
 
 
+class Delivery:
+    """One event on its way: the bytes, who gets them, how far it has got."""
+
+    __slots__ = ("done", "eio_pkts", "frame", "next", "recipients")
+
+    def __init__(self, frame: bytes | None, eio_pkts: list, recipients: list[str]) -> None:
+        self.frame = frame
+        self.eio_pkts = eio_pkts
+        self.recipients = recipients
+        self.next = 0
+        self.done: asyncio.Future | None = None  # made when the job has to wait its turn
+
+
 class FastAsyncManager(socketio.AsyncManager):
     """`client_manager=` for one process. See the module docstring."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.websockets: dict[str, tornado.websocket.WebSocketHandler] = {}  # eio sid -> handler
+        self._jobs: deque[Delivery] = deque()  # broadcasts being delivered, in emit order
+        self._rooms_of: dict[tuple[str, str], set] = {}  # (namespace, sid) -> rooms, None included
+        self._worker: asyncio.Task | None = None
         self.fast_deliveries = 0
         self.queued_deliveries = 0
 
@@ -137,8 +162,24 @@ class FastAsyncManager(socketio.AsyncManager):
             """engine.io's Tornado websocket wrapper, remembering which Tornado
             handler carries which engine.io socket while the socket lives."""
 
+            async def wait(self) -> Any:
+                msg = await self.tornado_handler.get_next_message()
+                if msg is None and self.sock is not None and self.sock.upgraded:
+                    # Closed by the client: engine.io's reader ends on None as on
+                    # OSError, but without the exception whose traceback would tie
+                    # its frames, task and socket into a cycle only a full GC frees.
+                    return None
+                if not isinstance(msg, bytes | str):
+                    raise OSError()
+                return msg
+
             async def __call__(self, environ: dict) -> None:
-                sock = getattr(self.handler, "__self__", None)
+                sock = self.sock = getattr(self.handler, "__self__", None)
+                # The request body reader engine.io put in the environ is an
+                # instance of a class made per request; a websocket never reads
+                # it, and dropping it now lets the young-generation GC free that
+                # class instead of keeping it for as long as the socket lives.
+                environ.pop("wsgi.input", None)
                 sid = getattr(sock, "sid", None)
                 handler = environ.get("tornado.handler")
                 if sid is not None and handler is not None:
@@ -148,21 +189,68 @@ class FastAsyncManager(socketio.AsyncManager):
                 finally:
                     if sid is not None and websockets.get(sid) is handler:
                         del websockets[sid]
+                    # Drop what ties the request, the Tornado handler and this
+                    # wrapper together, so refcounting frees them at once.
+                    environ.clear()
+                    self.environ = self.tornado_handler = self.handler = self.sock = None
 
         # A copy: the driver's dict is module-level, shared by every server.
         eio._async = {**eio._async, "websocket": TrackedWebSocket}
+
+    # Rooms per socket. BaseManager finds a leaving socket's rooms by scanning
+    # every room (each socket has its own), so 10,000 sockets disconnecting
+    # cost 10,000 × 10,000 steps — seconds of a stalled loop. Same behaviour,
+    # one lookup.
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self._rooms_of.setdefault((namespace, sid), set()).add(room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        rooms = self._rooms_of.get((namespace, sid))
+        if rooms is not None:
+            rooms.discard(room)
+            if not rooms:
+                del self._rooms_of[(namespace, sid)]
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        if namespace not in self.rooms:
+            return
+        for room in list(self._rooms_of.get((namespace, sid), ())):
+            self.basic_leave_room(sid, namespace, room)
+        self._rooms_of.pop((namespace, sid), None)
+        self.callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            if namespace in pending and sid in pending[namespace]:
+                pending[namespace].remove(sid)
+                if not pending[namespace]:
+                    del pending[namespace]
+
+    def get_rooms(self, sid: str, namespace: str) -> list:
+        return [room for room in self._rooms_of.get((namespace, sid), ()) if room is not None]
 
     async def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
                    callback: Any = None, to: Any = None, **kwargs: Any) -> None:
         if callback is not None:
             return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
                                       callback=callback, to=to, **kwargs)
-        self.deliver(event, data, namespace, to or room, skip_sid)
+        job = self.prepare(event, data, namespace, to or room, skip_sid)
+        if job is None:
+            return
+        if not self._jobs and len(job.recipients) <= SLICE:
+            self.deliver_slice(job)  # the common per-user case: now, nothing ahead of it
+            return
+        job.done = asyncio.get_running_loop().create_future()
+        self._jobs.append(job)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._deliver_jobs())
+        await job.done
 
-    def deliver(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any) -> int:
-        """Sends the event to every local recipient now; returns how many."""
+    def prepare(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any) -> Delivery | None:
+        """Encodes and frames the event once and takes the list of recipients now:
+        connected sockets of `room` (all when None), minus `skip_sid`."""
         if namespace not in self.rooms:
-            return 0
+            return None
         if isinstance(data, tuple):
             args = list(data)
         elif data is not None:
@@ -179,15 +267,20 @@ class FastAsyncManager(socketio.AsyncManager):
         skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
         skip.update(self.pending_connect.get(namespace, ()))
         skip.update(self.pending_disconnect.get(namespace, ()))
+        recipients = [eio_sid for sid, eio_sid in self.get_participants(namespace, room) if sid not in skip]
+        return Delivery(frame, eio_pkts, recipients)
+
+    def deliver_slice(self, job: Delivery) -> None:
+        """Writes the job to its next SLICE recipients, without yielding."""
         sockets = self.server.eio.sockets
         websockets = self.websockets
+        frame, eio_pkts = job.frame, job.eio_pkts
+        end = min(job.next + SLICE, len(job.recipients))
         fast = queued = 0
-        for sid, eio_sid in self.get_participants(namespace, room):
-            if sid in skip:
-                continue
+        for eio_sid in job.recipients[job.next:end]:
             sock = sockets.get(eio_sid)
             if sock is None or sock.closing or sock.closed:
-                continue
+                continue  # gone since the job was prepared
             if frame is not None and sock.upgraded and not sock.upgrading \
                     and sock.queue._unfinished_tasks == 0:
                 handler = websockets.get(eio_sid)
@@ -203,9 +296,30 @@ class FastAsyncManager(socketio.AsyncManager):
             for p in eio_pkts:
                 sock.queue.put_nowait(p)  # where engine.io's own send would put it
             queued += 1
+        job.next = end
         self.fast_deliveries += fast
         self.queued_deliveries += queued
-        return fast + queued
+
+    async def _deliver_jobs(self) -> None:
+        """Jobs in the order they were emitted, a slice at a time; the loop runs
+        other work between slices. Per socket, events keep their emit order:
+        every event of this manager goes through here once anything is queued."""
+        jobs = self._jobs
+        while jobs:
+            job = jobs[0]
+            try:
+                self.deliver_slice(job)
+            except Exception as exc:  # never leave later jobs or their emitters waiting
+                log.exception("Delivery of an event failed")
+                job.next = len(job.recipients)
+                if job.done is not None and not job.done.done():
+                    job.done.set_exception(exc)
+            if job.next >= len(job.recipients):
+                jobs.popleft()
+                if job.done is not None and not job.done.done():
+                    job.done.set_result(None)
+            if jobs:
+                await asyncio.sleep(0)
 
 
 class FastRedisManager(socketio.AsyncRedisManager, FastAsyncManager):

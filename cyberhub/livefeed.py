@@ -42,7 +42,7 @@ class FeedGate:
         self.skipped = 0
 
     def _expire(self, now: float) -> None:
-        while self.sent_at and self.sent_at[0] <= now - WINDOW_SECONDS:
+        while self.sent_at and self.sent_at[0] + WINDOW_SECONDS <= now:
             self.sent_at.popleft()
 
     def offer(self, drop: dict, now: float) -> dict | None:
@@ -92,12 +92,12 @@ class LiveFeed:
         self.gate = FeedGate(max_per_second)
         self._send = send
         self._on_skipped = on_skipped
-        self._clock = clock
+        self.clock = clock  # None: the event loop's clock (tests set their own)
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Future] = set()  # broadcasts started by the timer
 
     def _now(self) -> float:
-        return self._clock() if self._clock else asyncio.get_running_loop().time()
+        return self.clock() if self.clock else asyncio.get_running_loop().time()
 
     async def publish(self, drop: dict) -> None:
         before = self.gate.skipped

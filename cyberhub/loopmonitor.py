@@ -10,16 +10,25 @@ walks every tracked object, so with 5,000 sockets (~1.1 million objects) one
 full collection stalled the IOLoop for 0.7–0.8 s (bench/README.md). What is
 done about it (measured, bench/README.md "GC"):
 
+- sockets leave (almost) no cyclic garbage: cyberhub/fanout.py drops the
+  references that tied a closed websocket's request, handler and engine.io
+  reader into cycles, so refcounting frees a disconnected socket at once
+  (measured: 92 → 8 unreachable objects per closed socket, and those 8, a
+  class engine.io makes per request, die young);
 - `gc.freeze()` once start-up is over: modules, settings, the catalogue and
   every other object alive then moves to the permanent generation and is
   never scanned again;
-- a larger generation-0 threshold, so the short-lived garbage of a burst of
-  requests is collected in fewer, still short, young collections; and
-  generation-2 collections only after many more generation-1 ones —
-  full collections then come rarely. CPython 3.11 also skips a full
-  collection until the objects that survived since the last one reach 25 %
-  of those already in the old generation, so with many long-lived sockets
-  full passes become rarer on their own.
+- and again whenever a full collection took longer than
+  FREEZE_AFTER_FULL_SECONDS: the long-lived objects it just walked (the
+  connected sockets) are frozen, so the next full collection only walks what
+  appeared since. CPython 3.11 runs a full collection only once the objects
+  that survived since the last one reach 25 % of the old generation, so each
+  one then covers the growth since the last freeze, not the whole heap.
+  The price: cyclic garbage among frozen objects is never collected. A
+  websocket leaves none (above); what else is alive at a freeze (requests in
+  flight, long polls) can leave a few objects each, once per freeze;
+- the young generations keep CPython's thresholds: their collections walk a
+  few thousand objects (~1–5 ms).
 """
 
 from __future__ import annotations
@@ -30,17 +39,22 @@ import gc
 import time
 from collections.abc import Callable
 
-GC_THRESHOLDS = (50_000, 20, 100)  # CPython default (700, 10, 10)
+GC_THRESHOLDS = (700, 10, 10)  # CPython's defaults, set explicitly
+FREEZE_AFTER_FULL_SECONDS = 0.01
 LAG_INTERVAL_SECONDS = 0.1
 
 
 class GcTimer:
     """`gc.callbacks` hook: times every collection and reports (generation, seconds)."""
 
-    def __init__(self, observe: Callable[[int, float], None]) -> None:
+    def __init__(self, observe: Callable[[int, float], None],
+                 freeze_after: float | None = FREEZE_AFTER_FULL_SECONDS) -> None:
         self._observe = observe
+        self._freeze_after = freeze_after
         self._started: float | None = None
         self.longest = 0.0
+        self.freeze_pending = False  # set by a slow full collection, done by maybe_freeze()
+        self.freezes = 0
 
     def __call__(self, phase: str, info: dict) -> None:
         if phase == "start":
@@ -49,8 +63,18 @@ class GcTimer:
             seconds = time.perf_counter() - self._started
             self._started = None
             self.longest = max(self.longest, seconds)
+            generation = info.get("generation", -1)
+            if generation == 2 and self._freeze_after is not None and seconds > self._freeze_after:
+                self.freeze_pending = True
             with contextlib.suppress(Exception):  # a metrics failure must never break the collector
-                self._observe(info.get("generation", -1), seconds)
+                self._observe(generation, seconds)
+
+    def maybe_freeze(self) -> None:
+        """Called from the event loop (never from inside the collector)."""
+        if self.freeze_pending:
+            self.freeze_pending = False
+            self.freezes += 1
+            gc.freeze()
 
     def install(self) -> None:
         if self not in gc.callbacks:
@@ -79,8 +103,10 @@ def tune_gc() -> None:
 class LoopLag:
     """Every LAG_INTERVAL_SECONDS, how much later than asked the loop woke us."""
 
-    def __init__(self, observe: Callable[[float], None], interval: float = LAG_INTERVAL_SECONDS) -> None:
+    def __init__(self, observe: Callable[[float], None], interval: float = LAG_INTERVAL_SECONDS,
+                 on_tick: Callable[[], None] | None = None) -> None:
         self._observe = observe
+        self._on_tick = on_tick
         self._interval = interval
         self._task: asyncio.Task | None = None
         self.longest = 0.0
@@ -97,6 +123,8 @@ class LoopLag:
             lag = max(0.0, loop.time() - due)
             self.longest = max(self.longest, lag)
             self._observe(lag)
+            if self._on_tick is not None:
+                self._on_tick()
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -117,8 +117,8 @@ class Server:
         self.sockets: list[socket.socket] = []
         self._recovery_task: asyncio.Task | None = None
         metrics = services.metrics
-        self.loop_lag = LoopLag(metrics.loop_lag.observe)
         self.gc_timer = GcTimer(metrics.observe_gc)
+        self.loop_lag = LoopLag(metrics.loop_lag.observe, on_tick=self.gc_timer.maybe_freeze)
 
     @property
     def port(self) -> int:

@@ -1,0 +1,173 @@
+"""The library internals cyberhub/fanout.py relies on, one assertion each.
+
+Fails after an upgrade of python-socketio, python-engineio or tornado that
+changes one of them: re-check the fast path against the new version (and the
+ordering tests in tests/test_fanout.py), then update CHECKED_VERSIONS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import engineio
+import pytest
+import socketio
+import tornado.iostream
+import tornado.websocket
+from engineio import async_socket
+from engineio.async_drivers import tornado as eio_tornado
+from socketio import async_pubsub_manager, base_manager
+
+from cyberhub import fanout
+
+
+def source(obj: object) -> str:
+    """The object's source with all whitespace runs made one space."""
+    return " ".join(inspect.getsource(obj).split())
+
+
+def flat(fragment: str) -> str:
+    return " ".join(fragment.split())
+
+
+def test_installed_versions_are_the_checked_ones():
+    assert fanout.installed_versions() == fanout.CHECKED_VERSIONS
+
+
+async def test_text_frame_is_what_tornado_writes_for_a_server_message():
+    """Frames built once here must be byte-for-byte those of write_message (no mask, no compression)."""
+    written: list[bytes] = []
+
+    class Stream:
+        def write(self, data: bytes) -> None:
+            written.append(bytes(data))
+
+    class Handler:
+        pass
+
+    params = tornado.websocket._WebSocketParams()
+    proto = tornado.websocket.WebSocketProtocol13(Handler(), mask_outgoing=False, params=params)
+    proto.stream = Stream()  # type: ignore[assignment]
+    assert proto._compressor is None and proto.mask_outgoing is False
+    for size in (0, 1, 125, 126, 127, 65535, 65536, 70000):
+        message = "x" * size
+        written.clear()
+        proto.write_message(message)
+        assert written == [fanout.text_frame(message.encode())], size
+
+
+def test_engineio_websocket_wrapper_and_upgrade_contract():
+    # The driver's websocket class is looked up per server in `_async` and called
+    # as cls(socket._websocket_handler, server), then awaited with the environ.
+    assert flat("self.server._async['websocket']( self._websocket_handler, self.server)") in \
+        source(async_socket.AsyncSocket._upgrade_websocket)
+    assert "return await ws(environ)" in source(async_socket.AsyncSocket._upgrade_websocket)
+    assert eio_tornado._async["websocket"] is eio_tornado.WebSocket
+    params = list(inspect.signature(eio_tornado.WebSocket.__init__).parameters)
+    assert params == ["self", "handler", "server"]
+    call = source(eio_tornado.WebSocket.__call__)
+    assert "self.tornado_handler = environ['tornado.handler']" in call and "await self.handler(self)" in call
+    # wait(): a None message (closed) is the only case fanout's wait() changes.
+    wait = source(eio_tornado.WebSocket.wait)
+    assert "get_next_message()" in wait and "raise OSError()" in wait
+    reader = source(async_socket.AsyncSocket._websocket_handler)
+    assert "if p is None:" in reader and "# connection closed by client" in reader
+    # the request body reader engine.io puts in the environ is only read by polling POSTs
+    assert "environ['wsgi.input'].read(length)" in source(async_socket.AsyncSocket.handle_post_request)
+
+
+def test_engineio_writer_empties_the_queue_before_writing_without_yielding():
+    """`queue._unfinished_tasks == 0` must mean: everything queued is in Tornado's stream."""
+    poll = source(async_socket.AsyncSocket.poll)
+    assert poll.count("self.queue.task_done()") == 2
+    reader = source(async_socket.AsyncSocket._websocket_handler)
+    assert "packets = await self.poll()" in reader
+    assert "for pkt in packets: await ws.send(pkt.encode())" in reader
+    send = source(eio_tornado.WebSocket.send)
+    assert "self.tornado_handler.write_message(" in send and "await" not in send.split(":", 1)[1]
+    # `upgrading` holds sends during the upgrade; `upgraded` is set before the writer starts
+    assert "self.upgrading = True" in reader and "self.upgraded = True" in reader
+    assert "writer_task = asyncio.ensure_future(writer())" in reader
+
+
+async def test_engineio_queue_is_an_unbounded_asyncio_queue_counting_unfinished_tasks():
+    server = engineio.AsyncServer(async_mode="tornado")
+    queue = server.create_queue()
+    assert type(queue) is asyncio.Queue and queue.maxsize == 0
+    assert queue._unfinished_tasks == 0
+    queue.put_nowait(1)
+    assert queue._unfinished_tasks == 1
+    queue.get_nowait()
+    assert queue._unfinished_tasks == 1  # taken but not yet written
+    queue.task_done()
+    assert queue._unfinished_tasks == 0
+    sock = async_socket.AsyncSocket(server, "sid")
+    for name in ("queue", "upgraded", "upgrading", "closing", "closed", "sid", "connected"):
+        assert hasattr(sock, name), name
+    assert "self.queue.put(pkt)" in source(async_socket.AsyncSocket.send)
+
+
+def test_tornado_connection_and_stream_attributes():
+    write_message = source(tornado.websocket.WebSocketHandler.write_message)
+    assert "self.ws_connection is None or self.ws_connection.is_closing()" in write_message
+    frame = source(tornado.websocket.WebSocketProtocol13._write_frame)
+    assert "return self.stream.write(frame)" in frame and "if self.mask_outgoing:" in frame
+    assert "if self._compressor:" in source(tornado.websocket.WebSocketProtocol13.write_message)
+    init = source(tornado.iostream.BaseIOStream.__init__)
+    assert "self._write_buffer = _StreamBuffer()" in init
+    assert "return self.socket.send(data)" in source(tornado.iostream.IOStream.write_to_fd)
+    assert "__len__" in vars(tornado.iostream._StreamBuffer)
+
+
+def test_socketio_manager_contract():
+    assert "yield from participants.items()" in source(base_manager.BaseManager.get_participants)
+    manager = socketio.AsyncManager()
+    for name in ("rooms", "pending_connect", "pending_disconnect", "callbacks"):
+        assert hasattr(manager, name), name
+    # relayed events are delivered through super().emit, i.e. FastAsyncManager.emit
+    handle = source(async_pubsub_manager.AsyncPubSubManager._handle_emit)
+    assert "await super().emit(message['event'], data," in handle
+    local = source(async_pubsub_manager.AsyncPubSubManager.emit)
+    assert "return await super().emit(" in local and "await self._handle_emit(message)" in local
+    mro = fanout.FastRedisManager.__mro__
+    assert mro.index(async_pubsub_manager.AsyncPubSubManager) < mro.index(fanout.FastAsyncManager) \
+        < mro.index(socketio.AsyncManager)
+    # Rooms change only through these; fanout keeps its per-socket index in step with them.
+    pre_connect = source(base_manager.BaseManager.pre_connect)
+    assert "self.basic_enter_room(sid, namespace, None, eio_sid=eio_sid)" in pre_connect
+    disconnect = source(base_manager.BaseManager.basic_disconnect)
+    for fragment in ("self.basic_leave_room(sid, namespace, room)", "del self.callbacks[sid]",
+                     "self.pending_connect[namespace].remove(sid)", "self.pending_disconnect[namespace].remove(sid)"):
+        assert fragment in disconnect, fragment
+
+
+@pytest.mark.parametrize("rooms", [["a"], ["a", "b"], []])
+async def test_rooms_index_behaves_as_the_base_manager(rooms):
+    """Same rooms, same get_rooms, same state after a disconnect, as socketio.AsyncManager."""
+    class Server:
+        eio = engineio.AsyncServer(async_mode="tornado")
+
+    async def run(manager: socketio.AsyncManager) -> list:
+        manager.server = Server()
+        names = {}
+        seen = []
+        for eio_sid in ("e1", "e2"):
+            sid = await manager.pre_connect(eio_sid, "/")
+            names[sid] = eio_sid
+            await manager.connect(sid, "/")
+            for room in rooms:
+                manager.basic_enter_room(sid, "/", room)
+        first, second = list(names)
+        label = lambda r: names.get(r, r)  # noqa: E731
+        seen.append(sorted(map(label, manager.get_rooms(first, "/")), key=str))
+        manager.basic_leave_room(first, "/", "a")
+        seen.append(sorted(map(label, manager.get_rooms(first, "/")), key=str))
+        manager.pre_disconnect(first, "/")
+        manager.basic_disconnect(first, "/")
+        seen.append({str(label(r)): sorted(p.values()) for r, p in manager.rooms.get("/", {}).items()})
+        seen.append(sorted(map(label, manager.get_rooms(second, "/")), key=str))
+        seen.append((manager.pending_connect, manager.pending_disconnect, manager.is_connected(first, "/")))
+        return seen
+
+    assert await run(fanout.FastAsyncManager()) == await run(socketio.AsyncManager())
