@@ -9,6 +9,7 @@
 //   connectConcurrency: 200,       // handshakes in flight while connecting
 //   serverPid: 1234,               // VmRSS read from /proc/<pid>/status before and after connecting
 //   settleMs: 2000,                // wait after connecting before reading memory
+//   metricsPath: "/metrics",       // optional: the server's metrics text after connecting and at the end
 //   fanout: {rounds: 5, path: "/api/admin/cases", token: "...", body: {...}, timeoutMs: 30000} | null,
 //   mixed: {rate: 20, seconds: 20, caseId: "...", openers: [{token, username}], graceMs: 5000} | null
 // }
@@ -192,12 +193,14 @@ result.connected = sockets.length;
 log(`connected ${sockets.length}/${plan.clients} in ${result.connectSeconds.toFixed(2)} s`);
 await sleep(plan.settleMs ?? 2000);
 result.rssConnectedKiB = rssKiB(plan.serverPid);
+if (plan.metricsPath) result.metricsConnected = (await request(plan.base, "GET", plan.metricsPath)).body;
 if (result.rssBeforeKiB && result.rssConnectedKiB) {
   result.kibPerSocket = (result.rssConnectedKiB - result.rssBeforeKiB) / Math.max(1, sockets.length);
 }
 if (plan.fanout) result.fanout = await fanout(plan, sockets);
 if (plan.mixed) result.mixed = await mixed(plan, sockets);
 result.rssEndKiB = rssKiB(plan.serverPid);
+if (plan.metricsPath) result.metricsEnd = (await request(plan.base, "GET", plan.metricsPath)).body;
 process.stdout.write(JSON.stringify(result) + "\n");
 for (const s of sockets) s.close();
 agent.destroy();
