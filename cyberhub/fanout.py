@@ -39,6 +39,10 @@ against python-socketio 5.18.1, python-engineio 4.15.1 and tornado 6.6.1
 assumptions stops holding after an upgrade):
 
 python-socketio
+  - rooms change only through `basic_enter_room` / `basic_leave_room` /
+    `basic_disconnect` (pre_connect and close_room use them), so the
+    per-socket room index here stays in step; `basic_disconnect` is
+    re-implemented with the same effects;
   - `BaseManager.rooms`, `pending_connect`, `pending_disconnect`,
     `get_participants(namespace, room)` yielding `(sid, eio_sid)`;
     `server.packet_class`, `server.eio`; `AsyncPubSubManager._handle_emit`
@@ -50,6 +54,13 @@ python-engineio
     `AsyncSocket._upgrade_websocket` instantiates as
     `cls(socket._websocket_handler, server)` and awaits with the request
     environ, whose `'tornado.handler'` is the Tornado WebSocketHandler);
+  - `WebSocket.wait()` returns the next message of the Tornado handler's
+    `get_next_message()` and raises OSError on None (closed); the reader in
+    `AsyncSocket._websocket_handler` ends the same way on a None message
+    (`if p is None: break`), which is what `TrackedWebSocket.wait` returns
+    once the socket is upgraded — no exception, hence no traceback cycle;
+  - `environ['wsgi.input']` (an instance of a class engine.io creates per
+    request) is read only by polling POSTs; the websocket's copy is dropped;
   - `AsyncSocket.queue` (an unbounded asyncio.Queue), `upgraded`,
     `upgrading`, `closing`, `closed`, `sid`;
   - the websocket writer: `poll()` takes packets off the queue and calls
