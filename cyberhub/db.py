@@ -190,6 +190,7 @@ def _indexed_collection_store() -> type:
         def __init__(self, name: str) -> None:
             super().__init__(name)
             self.full_scans = 0  # reads of every document (tests check request paths make none)
+            self.listed = 0  # candidates taken from the indexes, all reads together
             self._reset_indexes()
 
         def _reset_indexes(self) -> None:
@@ -373,26 +374,34 @@ def _indexed_collection_store() -> type:
                 return None
             self._remove_expired_documents()
             single = len(flt) == 1
-            best: list | None = None  # keys
-            exact = False
+            best: tuple | None = None  # (how many candidates, field, value, kind); only the best is listed
             for field, value in flt.items():
                 if field == "_id" and type(value) is str:
                     doc = self._documents.get(value)
                     return ([] if doc is None else [doc]), single
                 if field in self._eq and type(value) is str:
-                    found = self._eq_candidates(field, value)
-                    exact = single and not self._eq_odd[field]
+                    size = len(self._eq[field].get(value, ())) + len(self._eq_odd[field])
+                    kind = "eq"
                 elif field in self._range and isinstance(value, dict) and value and value.keys() <= _RANGE_OPS \
                         and all(_naive_datetime(v) for v in value.values()):
-                    found = self._range_candidates(field, value)
+                    lo, hi = self._range_bounds(field, value)
+                    size = max(0, hi - lo) + len(self._range_odd[field])
+                    kind = "range"
                 else:
                     continue
-                if best is None or len(found) < len(best):
-                    best = found
+                if best is None or size < best[0]:
+                    best = (size, field, value, kind)
             if best is None:
                 return None
+            _, field, value, kind = best
+            if kind == "eq":
+                keys = self._eq_candidates(field, value)
+                exact = single and not self._eq_odd[field]
+            else:
+                keys, exact = self._range_candidates(field, value), False
+            self.listed += len(keys)
             docs = self._documents
-            return [docs[k] for k in best], exact
+            return [docs[k] for k in keys], exact
 
         def _eq_candidates(self, field: str, value: str) -> list:
             bucket = self._eq[field].get(value, {})
@@ -405,7 +414,7 @@ def _indexed_collection_store() -> type:
                 return list(bucket)
             return [k for k, _ in sorted([*bucket.items(), *odd.items()], key=lambda kv: kv[1])]
 
-        def _range_candidates(self, field: str, ops: dict) -> list:
+        def _range_bounds(self, field: str, ops: dict) -> tuple[int, int]:
             entries = self._range[field]
             lo, hi = 0, len(entries)
             for op, bound in ops.items():  # a superset: filter_applies checks the exact bounds
@@ -413,6 +422,11 @@ def _indexed_collection_store() -> type:
                     lo = max(lo, bisect.bisect_left(entries, bound, key=lambda e: e[0]))
                 else:
                     hi = min(hi, bisect.bisect_right(entries, bound, key=lambda e: e[0]))
+            return lo, hi
+
+        def _range_candidates(self, field: str, ops: dict) -> list:
+            entries = self._range[field]
+            lo, hi = self._range_bounds(field, ops)
             found = [(seq, key) for _, seq, key in entries[lo:hi]] + [
                 (seq, key) for key, seq in self._range_odd[field].items()]
             found.sort(key=lambda e: e[0])

@@ -298,3 +298,19 @@ async def test_embedded_collections_are_wrapped_once() -> None:
     assert db.name == "wrap"  # database attributes are still the database's
     await db.users.insert_one({"_id": "a"})
     assert await db.list_collection_names() == ["users"]
+
+
+async def test_the_smallest_index_is_the_one_listed(clock: Clock) -> None:
+    """A filter on a user and a common status lists the user's documents only,
+    not every document with that status."""
+    db = dbmod.connect(None, "smallest").db
+    for i in range(3000):
+        await db.inventory.insert_one({"_id": f"item{i}", "userId": f"user{i % 300}", "status": "owned",
+                                       "createdAt": T0 + timedelta(seconds=i)})
+    store = _sync_store(db, "inventory")
+    listed = store.listed
+    assert await db.inventory.count_documents({"status": "owned", "userId": "user7"}) == 10
+    assert store.listed - listed == 10
+    recent = {"createdAt": {"$gte": T0 + timedelta(seconds=2990)}, "status": "owned"}
+    assert len(await db.inventory.find(recent).to_list(None)) == 10
+    assert store.listed - listed == 20
