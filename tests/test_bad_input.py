@@ -100,7 +100,7 @@ async def test_unknown_route_is_404(world, method, path):
     ("POST", "/api/cases", None), ("GET", "/api/auth/login", None), ("DELETE", "/api/auth/register", None),
     ("GET", "/api/payment/callback", None), ("PATCH", "/api/cases", None), ("BREW", "/api/cases", None),
     ("GET", "/api/cases/open", "user"), ("PUT", "/api/profile", "user"),
-    ("GET", "/api/admin/cases", "admin"), ("PATCH", "/api/admin/cases/{case}", "admin"),
+    ("DELETE", "/api/admin/cases", "admin"), ("PATCH", "/api/admin/cases/{case}", "admin"),
     ("POST", "/api/admin/cases/{case}", "admin"),
 ])
 async def test_wrong_method_is_405(world, method, path, role):

@@ -9,7 +9,8 @@ from typing import Any
 async def assert_money_invariants(db: Any) -> dict[str, int]:
     """For every user: balance == Σ ledger deltas, balance ≥ 0, every applied marker has its entry;
     no pending operation; every debit has its item and opening; every sale and
-    payment is credited exactly once. Returns balances by user id."""
+    payment is credited exactly once; a reversal only of a credited payment, once;
+    every adjustment names its admin and reason. Returns balances by user id."""
     ledger = await db.ledger.find({}).to_list(None)
     sums: dict[str, int] = defaultdict(int)
     for entry in ledger:
@@ -37,4 +38,8 @@ async def assert_money_invariants(db: Any) -> dict[str, int]:
     assert sorted(e["refId"] for e in sales) == sorted(i["_id"] for i in sold), "sale credited twice or lost"
     payments = Counter(e["refId"] for e in ledger if e["reason"] == "payment")
     assert all(count == 1 for count in payments.values()), payments
+    reversals = [e for e in ledger if e["reason"] == "payment_reversal"]
+    assert all(e["delta"] <= 0 and e["_id"] == f"reverse:{e['refId']}" for e in reversals), reversals
+    assert all(payments[e["refId"]] == 1 for e in reversals), "a reversal of a payment never credited"
+    assert all(e.get("adminId") and e.get("text") for e in ledger if e["reason"] == "admin_adjustment")
     return balances
