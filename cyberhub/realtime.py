@@ -15,7 +15,7 @@ from typing import Any
 import socketio
 
 from cyberhub.db import PyMongoError
-from cyberhub.errors import AppError, Forbidden, RateLimited
+from cyberhub.errors import AppError, Forbidden, RateLimited, ServiceUnavailable
 from cyberhub.fanout import FastAsyncManager, FastRedisManager
 from cyberhub.livefeed import LiveFeed
 from cyberhub.metrics import Metrics
@@ -81,7 +81,7 @@ def _register_handlers(
                 raise socketio.exceptions.ConnectionRefusedError(
                     "Service temporarily unavailable; try again"
                 ) from None
-        await sio.save_session(sid, {"userId": user_id})
+        await sio.save_session(sid, {"userId": user_id, "token": token if user_id else None})
         if user_id:
             await sio.enter_room(sid, user_room(user_id))
         log.info("🟢 Client connected: %s%s", sid, f" user: {user_id}" if user_id else " (anonymous)")
@@ -105,6 +105,15 @@ def _register_handlers(
             )
             log.info("⛔ Identify refused for socket %s: %s", sid, reason)
             return Forbidden(reason, code="identify_refused").envelope()
+        try:
+            # The token again: a suspension (or revocation) since the handshake
+            # must not let the socket back into the room that was closed on it.
+            await authenticate(session["token"])
+        except AppError as exc:
+            log.info("⛔ Identify refused for socket %s: %s", sid, exc.message)
+            return exc.envelope()
+        except PyMongoError:
+            return ServiceUnavailable().envelope()
         await sio.enter_room(sid, user_room(own_id))
         log.info("👤 User identified: %s socket: %s", own_id, sid)
         return {"success": True}
