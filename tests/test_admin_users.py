@@ -13,8 +13,9 @@ import socketio
 from cyberhub import accounts
 from tests.support.client import connect_socket, eventually
 from tests.support.invariants import assert_money_invariants
+from tests.support.process import start_redis
 from tests.test_economy import create_case, funded_user
-from tests.test_sockets import refusal
+from tests.test_sockets import barrier, refusal
 
 CASE = {"name": "Plain", "price": 300,
         "items": [{"name": "Shard", "rarity": "common", "price": 120, "weight": 3},
@@ -278,3 +279,42 @@ async def test_socket_of_suspended_player_on_polling_is_disconnected(live):
     if client.connected:
         await client.disconnect()
     assert isinstance(client, socketio.AsyncClient)
+
+
+@pytest.fixture
+async def redis():
+    server = await start_redis()
+    yield server
+    await server.stop()
+
+
+async def test_suspension_through_one_process_closes_the_room_on_another(start_live, redis):
+    """Two servers on one database and one Redis: the player's socket is on A,
+    the admin suspends through B. B's close_room is relayed, so A's socket stops
+    getting the player's events at once, and A refuses a new handshake."""
+    url = f"redis://127.0.0.1:{redis.port}/0"
+    first = await start_live(redis_url=url)
+    second = await start_live(redis_url=url)
+    token = await second.admin_token()
+    player_token, user_id = await funded_user(second, "roamer", 100)
+    client, rec = await connect_socket(first.base_url, token=player_token)
+    try:
+        assert (await second.api.post(f"/api/admin/users/{user_id}/adjustments", {"amount": 1, "reason": "ping"},
+                                      token=token)).status == 200
+        await rec.wait_for(f"balance:updated:{user_id}")  # the relay works before the suspension
+        reply = await second.api.post(f"/api/admin/users/{user_id}/suspend", {"reason": "x"}, token=token)
+        assert reply.status == 200, reply
+        assert (await second.api.post(f"/api/admin/users/{user_id}/adjustments", {"amount": 1, "reason": "after"},
+                                      token=token)).status == 200
+        # Nor can the socket that is still open on A identify its way back in.
+        again = await client.call("user:identify", {"userId": user_id}, timeout=10)
+        assert again["code"] == "account_suspended", again
+        assert (await second.api.post(f"/api/admin/users/{user_id}/adjustments", {"amount": 1, "reason": "after"},
+                                      token=token)).status == 200
+        await barrier(second, rec)
+        assert len(rec.of(f"balance:updated:{user_id}")) == 1, rec.events
+        data = await refusal(first.base_url, {"token": player_token}, ["websocket"])
+        assert "suspended" in data["message"]
+    finally:
+        if client.connected:
+            await client.disconnect()
