@@ -11,7 +11,6 @@ Money and items are not touched.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
 from cyberhub import audit
@@ -31,8 +30,10 @@ _USER_CURSOR = re.compile(r"([0-9]{1,18})_([0-9a-f]{32})")
 # "<createdAt epoch millis>_<ledger entry id>"; entry ids are operation ids
 # ("pay:<paymentId>", "sell:<itemId>", "reverse:<paymentId>", 32 hex digits),
 # so everything after the first "_" is the id.
-LEDGER_CURSOR_PATTERN = r"^([0-9]{1,13}_.{1,200})?$"
-_LEDGER_CURSOR = re.compile(r"([0-9]{1,13})_(.{1,200})", re.DOTALL)
+# (Any character but line terminators, written out so that this server and
+# every client's regex engine agree on it.)
+LEDGER_CURSOR_PATTERN = r"^([0-9]{1,13}_[^\n\r\u2028\u2029]{1,200})?$"
+_LEDGER_CURSOR = re.compile(r"([0-9]{1,13})_([^\n\r\u2028\u2029]{1,200})")
 
 LEDGER_REASONS = ("payment", "payment_reversal", "item_sale", "case_open", "admin_adjustment")
 USER_FIELDS = {"username": 1, "role": 1, "balance": 1, "suspended": 1, "createdAt": 1, "lastActiveAt": 1,
@@ -161,8 +162,9 @@ async def disconnect_sockets(sio: Any, user_id: str) -> int:
     """Disconnect the player's sockets connected to this process, then close
     their room everywhere: with the Redis manager `close_room` is relayed, so
     on the other processes their sockets leave the room (no more private
-    events); those sockets stay open for public events until they reconnect,
-    which the suspension refuses. Returns the sockets disconnected here."""
+    events; `user:identify` re-checks the token, so they cannot rejoin); those
+    sockets stay open for public events until they reconnect, which the
+    suspension refuses. Returns the sockets disconnected here."""
     room = user_room(user_id)
     sids = [sid for sid, _eio_sid in sio.manager.get_participants("/", room)]
     for sid in sids:
@@ -170,7 +172,3 @@ async def disconnect_sockets(sio: Any, user_id: str) -> int:
     await sio.close_room(room, namespace="/")
     return len(sids)
 
-
-def suspended_since(doc: dict) -> datetime | None:
-    suspended = doc.get("suspended")
-    return as_utc(suspended["at"]) if suspended else None
