@@ -30,10 +30,9 @@ _USER_CURSOR = re.compile(r"([0-9]{1,18})_([0-9a-f]{32})")
 # "<createdAt epoch millis>_<ledger entry id>"; entry ids are operation ids
 # ("pay:<paymentId>", "sell:<itemId>", "reverse:<paymentId>", 32 hex digits),
 # so everything after the first "_" is the id.
-# (Any character but line terminators, written out so that this server and
-# every client's regex engine agree on it.)
-LEDGER_CURSOR_PATTERN = r"^([0-9]{1,13}_[^\n\r\u2028\u2029]{1,200})?$"
-_LEDGER_CURSOR = re.compile(r"([0-9]{1,13})_([^\n\r\u2028\u2029]{1,200})")
+# `.` is read as Python reads it (any character but a newline), on both sides.
+LEDGER_CURSOR_PATTERN = r"^([0-9]{1,13}_.{1,200})?$"
+_LEDGER_CURSOR = re.compile(r"([0-9]{1,13})_(.{1,200})")
 
 LEDGER_REASONS = ("payment", "payment_reversal", "item_sale", "case_open", "admin_adjustment")
 USER_FIELDS = {"username": 1, "role": 1, "balance": 1, "suspended": 1, "createdAt": 1, "lastActiveAt": 1,
