@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -93,13 +94,42 @@ async def stop_node(ref: NodeReference) -> None:
             ref.proc.kill()
 
 
-async def run_generator(plan: dict) -> dict:
+def _remove(path: str) -> None:
+    Path(path).unlink(missing_ok=True)
+
+
+async def run_mixed(plan: dict) -> dict:
+    """Viewers in one Node process, the open loop of openings in another (so the
+    viewers' work never delays an opening past its due time)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({**plan, "separateOpeners": True}, f)
+    viewers = await asyncio.create_subprocess_exec("node", str(BENCH / "sockets.mjs"), f.name,
+                                                   stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=None, limit=2**24)
+    try:
+        line = await asyncio.wait_for(viewers.stdout.readline(), 600)
+        if json.loads(line) != {"ready": True}:
+            raise RuntimeError(f"viewers: unexpected {line[:200]!r}")
+        openers = await run_generator({**plan, "role": "openers"}, raw=True)
+        viewers.stdin.write(openers.strip() + b"\n")
+        await viewers.stdin.drain()
+        out = await asyncio.wait_for(viewers.stdout.readline(), 600)
+        await asyncio.wait_for(viewers.wait(), 60)
+        return json.loads(out)
+    finally:
+        _remove(f.name)
+        if viewers.returncode is None:
+            viewers.kill()
+
+
+async def run_generator(plan: dict, raw: bool = False) -> dict:
     proc = await asyncio.create_subprocess_exec("node", str(BENCH / "sockets.mjs"), stdin=asyncio.subprocess.PIPE,
-                                                stdout=asyncio.subprocess.PIPE, stderr=None)
+                                                stdout=asyncio.subprocess.PIPE, stderr=None, limit=2**24)
     out, _ = await asyncio.wait_for(proc.communicate(json.dumps(plan).encode()), 900)
     if proc.returncode != 0:
         raise RuntimeError(f"sockets.mjs exited with {proc.returncode}")
-    return json.loads(out.decode().strip().splitlines()[-1])
+    last = out.decode().strip().splitlines()[-1]
+    return last.encode() if raw else json.loads(last)
 
 
 def metric_values(text: str) -> dict[str, float]:
@@ -155,7 +185,7 @@ async def run_one(target: str, clients: int, args: argparse.Namespace, *, mixed:
                 plan["fanout"] = {"rounds": args.rounds, "path": "/api/admin/cases", "token": "admin",
                                   "body": harness.case_body("fanout", 5)}
             await asyncio.sleep(1.0)
-            return await run_generator(plan)
+            return await (run_mixed(plan) if mixed else run_generator(plan))
         finally:
             await stop_node(ref)
     extra = {"LIVE_FEED_MAX_PER_SECOND": str(args.cap)}
@@ -186,7 +216,7 @@ async def run_one(target: str, clients: int, args: argparse.Namespace, *, mixed:
                     "py-spy", "record", "-p", str(server.pid), "-f", "raw", "-r", "200",
                     "-o", f"{args.profile}.{clients}-{mixed[1]:g}.txt", "-d", str(int(args.seconds + 10)),
                     stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-            result = await run_generator(plan)
+            result = await (run_mixed(plan) if mixed else run_generator(plan))
             connected = stalls(metric_values(result.pop("metricsConnected", "")))
             end = stalls(metric_values(result.pop("metricsEnd", "")))
             # While all clients were connected (from after connecting to the end of the run):

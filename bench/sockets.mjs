@@ -11,7 +11,10 @@
 //   settleMs: 2000,                // wait after connecting before reading memory
 //   metricsPath: "/metrics",       // optional: the server's metrics text after connecting and at the end
 //   fanout: {rounds: 5, path: "/api/admin/cases", token: "...", body: {...}, timeoutMs: 30000} | null,
-//   mixed: {rate: 20, seconds: 20, caseId: "...", openers: [{token, username}], graceMs: 5000} | null
+//   mixed: {rate: 20, seconds: 20, caseId: "...", openers: [{token, username}], graceMs: 5000} | null,
+//   separateOpeners: true,         // mixed: print {"ready":true}, then read the openers' result on stdin
+//   role: "openers"                // this process only sends the openings (plan.mixed) and prints
+//                                  // {answerTimes, stats}; bench/socket_bench.py runs both
 // }
 //
 // fanout: each round POSTs a new case (`name` made unique); the server emits
@@ -30,7 +33,9 @@ import { performance } from "node:perf_hooks";
 import { io } from "socket.io-client";
 
 const log = (...a) => console.error(...a);
-const now = () => performance.now();
+// Absolute milliseconds (the same clock in every process on this machine):
+// the viewers and the openers run in separate processes (see below).
+const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function pct(values, p) {
@@ -46,9 +51,28 @@ function rssKiB(pid) {
 }
 
 async function readPlan() {
+  if (process.argv[2]) return JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
   let data = "";
   for await (const chunk of process.stdin) data += chunk;
   return JSON.parse(data);
+}
+
+function readLine() {
+  return new Promise((resolve) => {
+    let data = "";
+    const onData = (chunk) => {
+      data += chunk;
+      const nl = data.indexOf("\n");
+      if (nl >= 0) {
+        process.stdin.off("data", onData);
+        process.stdin.pause();
+        resolve(data.slice(0, nl));
+      }
+    };
+    process.stdin.setEncoding("utf8");
+    process.stdin.on("data", onData);
+    process.stdin.resume();
+  });
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
@@ -130,13 +154,14 @@ async function fanout(plan, sockets) {
   return rounds;
 }
 
-async function mixed(plan, sockets) {
+// The open loop of openings; returns the answer time of each successful opening
+// keyed "username#k" (k-th answer for that user) and the latency figures.
+async function openLoop(plan) {
   const m = plan.mixed;
   const total = Math.round(m.rate * m.seconds);
-  const answers = []; // {due, done, status, username}
-  const answerTimes = new Map(); // username#k -> answered at
+  const answers = []; // {due, done, status}
+  const answerTimes = [];
   const perUserAnswers = new Map();
-  state.dropsByKey = new Map();
   const start = now() + 100;
   const pending = [];
   for (let i = 0; i < total; i++) {
@@ -150,7 +175,7 @@ async function mixed(plan, sockets) {
         if (res.status === 200) {
           const k = (perUserAnswers.get(opener.username) || 0) + 1;
           perUserAnswers.set(opener.username, k);
-          answerTimes.set(`${opener.username}#${k}`, done);
+          answerTimes.push([`${opener.username}#${k}`, done]);
         } else if (answers.filter((a) => a.status !== 200).length <= 3) {
           log(`opening: HTTP ${res.status} ${res.body.slice(0, 200)}`);
         }
@@ -160,9 +185,20 @@ async function mixed(plan, sockets) {
   }
   await Promise.all(pending);
   const end = now();
-  await sleep(m.graceMs ?? 5000);
   const ok = answers.filter((a) => a.status === 200);
   const latencies = ok.map((a) => a.done - a.due);
+  return {
+    answerTimes,
+    stats: {
+      sent: total, answered: ok.length, errors: answers.length - ok.length,
+      answeredPerSecond: ok.length / m.seconds, wallSeconds: (end - start) / 1000,
+      latencyP50: pct(latencies, 50), latencyP99: pct(latencies, 99), latencyMax: pct(latencies, 100),
+    },
+  };
+}
+
+// What the viewers saw of the openings' drops: lag after each answer, and what is missing.
+function feedStats(answerTimes, sockets) {
   const lags = [];
   let received = 0;
   let missedByAny = 0;
@@ -173,17 +209,33 @@ async function mixed(plan, sockets) {
     for (const t of list) lags.push(t - done);
   }
   return {
-    sent: total, answered: ok.length, errors: answers.length - ok.length,
-    answeredPerSecond: ok.length / m.seconds,
-    wallSeconds: (end - start) / 1000,
-    latencyP50: pct(latencies, 50), latencyP99: pct(latencies, 99), latencyMax: pct(latencies, 100),
     feedLagP50: pct(lags, 50), feedLagP99: pct(lags, 99), feedLagMax: pct(lags, 100),
-    dropsExpectedDeliveries: answerTimes.size * sockets.length, dropsDelivered: received,
-    deliveriesMissed: answerTimes.size * sockets.length - received, dropsMissedBySomeViewer: missedByAny,
+    dropsExpectedDeliveries: answerTimes.length * sockets.length, dropsDelivered: received,
+    deliveriesMissed: answerTimes.length * sockets.length - received, dropsMissedBySomeViewer: missedByAny,
   };
 }
 
+async function mixed(plan, sockets) {
+  state.dropsByKey = new Map();
+  let loop;
+  if (plan.separateOpeners) {
+    // The openings come from another process (role "openers"), so that handling
+    // thousands of viewers' messages here never delays a request past its due time.
+    process.stdout.write(JSON.stringify({ ready: true }) + "\n");
+    loop = JSON.parse(await readLine());
+  } else {
+    loop = await openLoop(plan);
+  }
+  await sleep(plan.mixed.graceMs ?? 5000);
+  return { ...loop.stats, ...feedStats(loop.answerTimes, sockets) };
+}
+
 const plan = await readPlan();
+if (plan.role === "openers") {
+  process.stdout.write(JSON.stringify(await openLoop(plan)) + "\n");
+  agent.destroy();
+  process.exit(0);
+}
 const result = { clients: plan.clients };
 result.rssBeforeKiB = rssKiB(plan.serverPid);
 const t0 = now();
