@@ -30,7 +30,8 @@ ERROR_TEXT = {
 }
 # Every endpoint can answer these.
 COMMON_ERRORS = (405, 413, 429, 503)
-AUTH_ERRORS = {"public": (), "user": (401,), "admin": (401, 403), "webhook": (401,)}
+# 403 for a user: the account is suspended (account_suspended).
+AUTH_ERRORS = {"public": (), "user": (401, 403), "admin": (401, 403), "webhook": (401,)}
 
 
 @dataclass(frozen=True)

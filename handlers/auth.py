@@ -27,7 +27,8 @@ class RegisterHandler(BaseHandler):
 
 
 class LoginHandler(RegisterHandler):
-    api = endpoints(post=Operation("Log in", AuthResponse, request=Credentials, errors=(401,), tags=("auth",)))
+    api = endpoints(post=Operation("Log in (403 account_suspended for a suspended account)", AuthResponse,
+                                   request=Credentials, errors=(401, 403), tags=("auth",)))
 
     async def post(self) -> None:
         """Password guessing is throttled without letting anyone lock out a
