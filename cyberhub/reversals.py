@@ -29,12 +29,15 @@ from dataclasses import dataclass
 
 from cyberhub import admin_users, operations, wallet
 from cyberhub.db import Database, DuplicateKeyError
-from cyberhub.errors import Conflict
+from cyberhub.errors import Conflict, ServiceUnavailable
 from cyberhub.ids import now
 
 KIND = "reverse"
 REASON = "payment_reversal"
 STATUSES = frozenset({"refunded", "charged_back"})
+# Compare-and-set tries before giving up for now; each loses only to another
+# change of the same player's balance in between its read and its move.
+MAX_ATTEMPTS = 50
 
 
 def reversal_id(payment_id: str) -> str:
@@ -99,7 +102,7 @@ async def complete(db: Database, op: dict) -> Reversal:
     op_id, user_id, amount = op["_id"], op["userId"], op["amount"]
     field = _amount_field(op_id)
     balance_after: int | None = None
-    while True:
+    for _attempt in range(MAX_ATTEMPTS):
         entry = await db.ledger.find_one({"_id": op_id}, projection={"delta": 1})
         if entry is not None:
             taken = -entry["delta"]
@@ -118,6 +121,11 @@ async def complete(db: Database, op: dict) -> Reversal:
             balance_after = after["balance"]
             break
         # The balance changed (or another actor applied it): read again.
+    else:
+        # The player's balance kept changing under every attempt. The decision
+        # is recorded: recovery (or the provider's retry) finishes it later.
+        raise ServiceUnavailable("The reversal could not settle the balance yet; it will be completed",
+                                 code="reversal_pending")
     shortfall = amount - taken
     await wallet.record(db, op_id=op_id, user_id=user_id, delta=-taken, reason=REASON, ref_id=op["paymentId"],
                         balance_after=balance_after, extra={"shortfall": shortfall} if shortfall else None)
