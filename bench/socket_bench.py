@@ -50,8 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label", default="", help="a name for the JSON file")
     p.add_argument("--profile", default=None,
                    help="py-spy raw output file: profiles CyberHub (py-spy record -f raw) during each mixed run")
+    p.add_argument("--report", nargs="+", help="only print the tables of these JSON result files")
     args = p.parse_args(argv)
-    if not args.fanout and not args.mixed:
+    if not args.fanout and not args.mixed and not args.report:
         p.error("give --fanout and/or --mixed")
     return args
 
@@ -92,6 +93,10 @@ async def stop_node(ref: NodeReference) -> None:
             await asyncio.wait_for(ref.proc.wait(), 10)
         except TimeoutError:
             ref.proc.kill()
+
+
+def load_runs(path: str) -> list[dict]:
+    return json.loads(Path(path).read_text())["runs"]
 
 
 def _remove(path: str) -> None:
@@ -236,11 +241,17 @@ async def run_one(target: str, clients: int, args: argparse.Namespace, *, mixed:
         await harness.stop_server(server)
 
 
+def answered_per_second(r: dict) -> float:
+    """Answers over the time from the first due request to the last answer (at least the sending time)."""
+    m = r["mixed"]
+    return m["answered"] / max(m["wallSeconds"], m["sent"] / r["rate"])
+
+
 def stall_cell(r: dict) -> str:
     """Event-loop lag samples over 50 ms / GC pauses over 50 ms, while connecting; while connected."""
     s, st = r.get("server"), r.get("steady")
-    if not s or not st:
-        return "–"
+    if not s or not st or not s["lagSamples"]:
+        return "–"  # not measured (a server without these metrics)
     return (f"{s['lagOver50ms'] - st['lagOver50ms']:.0f} / {s['gcOver50ms'] - st['gcOver50ms']:.0f}; "
             f"{st['lagOver50ms']:.0f} / {st['gcOver50ms']:.0f}")
 
@@ -249,26 +260,7 @@ def fmt(v: float | None, digits: int = 0) -> str:
     return "–" if v is None else f"{v:,.{digits}f}"
 
 
-async def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    print(harness.machine_line(), file=sys.stderr)
-    runs: list[dict] = []
-    for n in args.fanout:
-        for target in args.targets:
-            print(f"fan-out: {target}, {n} clients", file=sys.stderr)
-            r = await run_one(target, n, args, mixed=None)
-            r.update(kind="fanout", target=target)
-            runs.append(r)
-    for spec in args.mixed:
-        viewers, rate = spec.split(":")
-        for target in args.targets:
-            print(f"mixed: {target}, {viewers} viewers, {rate}/s", file=sys.stderr)
-            r = await run_one(target, int(viewers), args, mixed=(int(viewers), float(rate)))
-            r.update(kind="mixed", target=target, rate=float(rate), cap=args.cap if target == "cyberhub" else None)
-            runs.append(r)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"sockets-{time.strftime('%Y%m%dT%H%M%S')}{'-' + args.label if args.label else ''}.json"
-    out.write_text(json.dumps({"machine": harness.source_revision(), "argv": sys.argv[1:], "runs": runs}, indent=1))
+def print_tables(runs: list[dict]) -> None:
     rows = []
     for r in (x for x in runs if x["kind"] == "fanout"):
         lasts = sorted(x["lastMs"] for x in r["fanout"] if x["lastMs"] is not None)
@@ -288,7 +280,7 @@ async def main(argv: list[str] | None = None) -> int:
     for r in (x for x in runs if x["kind"] == "mixed"):
         m = r["mixed"]
         rows.append([r["target"], fmt(r["clients"]), fmt(r["rate"]), "–" if r["cap"] is None else str(r["cap"]),
-                     f"{m['answered']}/{m['sent']}", fmt(m["answeredPerSecond"], 1), fmt(m["latencyP50"], 1),
+                     f"{m['answered']}/{m['sent']}", fmt(answered_per_second(r), 1), fmt(m["latencyP50"], 1),
                      fmt(m["latencyP99"], 1), fmt(m["feedLagP50"], 1), fmt(m["feedLagP99"], 1),
                      fmt(m["deliveriesMissed"]), stall_cell(r)])
     if rows:
@@ -296,6 +288,33 @@ async def main(argv: list[str] | None = None) -> int:
             ["server", "viewers", "openings/s", "cap", "answered", "answered/s", "p50 ms", "p99 ms",
              "feed lag p50 ms", "feed lag p99 ms", "deliveries missed",
              "loop lag / GC >50 ms: connecting; connected"], rows))
+
+
+async def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.report:
+        for path in args.report:
+            print_tables(load_runs(path))
+        return 0
+    print(harness.machine_line(), file=sys.stderr)
+    runs: list[dict] = []
+    for n in args.fanout:
+        for target in args.targets:
+            print(f"fan-out: {target}, {n} clients", file=sys.stderr)
+            r = await run_one(target, n, args, mixed=None)
+            r.update(kind="fanout", target=target)
+            runs.append(r)
+    for spec in args.mixed:
+        viewers, rate = spec.split(":")
+        for target in args.targets:
+            print(f"mixed: {target}, {viewers} viewers, {rate}/s", file=sys.stderr)
+            r = await run_one(target, int(viewers), args, mixed=(int(viewers), float(rate)))
+            r.update(kind="mixed", target=target, rate=float(rate), cap=args.cap if target == "cyberhub" else None)
+            runs.append(r)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"sockets-{time.strftime('%Y%m%dT%H%M%S')}{'-' + args.label if args.label else ''}.json"
+    out.write_text(json.dumps({"machine": harness.source_revision(), "argv": sys.argv[1:], "runs": runs}, indent=1))
+    print_tables(runs)
     print(f"\nJSON: {out.relative_to(harness.ROOT)}", file=sys.stderr)
     return 0
 

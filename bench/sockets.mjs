@@ -191,7 +191,8 @@ async function openLoop(plan) {
     answerTimes,
     stats: {
       sent: total, answered: ok.length, errors: answers.length - ok.length,
-      answeredPerSecond: ok.length / m.seconds, wallSeconds: (end - start) / 1000,
+      // answered per second over the time until the last answer (not the sending time)
+      answeredPerSecond: ok.length / Math.max(m.seconds, (end - start) / 1000), wallSeconds: (end - start) / 1000,
       latencyP50: pct(latencies, 50), latencyP99: pct(latencies, 99), latencyMax: pct(latencies, 100),
     },
   };
