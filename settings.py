@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     # Operations younger than this are assumed to still be running somewhere.
     recovery_grace_seconds: float = Field(60.0, ge=0)
     # A live money operation gives up (nothing charged) if it cannot move the money
-    # within this time; must stay below RECOVERY_GRACE_SECONDS.
+    # within this time; must stay below half of RECOVERY_GRACE_SECONDS.
     operation_deadline_seconds: float = Field(20.0, gt=0)
     recovery_interval_seconds: float = Field(30.0, gt=0)
 
@@ -119,8 +119,10 @@ class Settings(BaseSettings):
         for name in missing:
             setattr(self, name, SecretStr(secrets.token_urlsafe(32)))
             self.generated_secrets.append(name.upper())
-        if 0 < self.recovery_grace_seconds <= self.operation_deadline_seconds:
-            raise ValueError("OPERATION_DEADLINE_SECONDS must be below RECOVERY_GRACE_SECONDS")
+        # An Idempotency-Key request may take one deadline to start its operation
+        # and one more to move the money: both must end before recovery judges it.
+        if 0 < self.recovery_grace_seconds <= 2 * self.operation_deadline_seconds:
+            raise ValueError("OPERATION_DEADLINE_SECONDS must be below half of RECOVERY_GRACE_SECONDS")
         if bool(self.admin_username) != bool(self.admin_password):
             raise ValueError("ADMIN_USERNAME and ADMIN_PASSWORD must be set together")
         return self

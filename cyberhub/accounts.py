@@ -48,13 +48,20 @@ async def register(db: Database, passwords: Passwords, *, username: str, passwor
 
 
 async def authenticate(db: Database, passwords: Passwords, *, username: str, password: str) -> dict:
+    """The user whose password this is; 401 otherwise. Nothing else is decided
+    here: the caller throttles first, then checks suspension (mark_logged_in)."""
     user = await db.users.find_one({"usernameLower": username.lower()})
     if not await passwords.verify(user["passwordHash"] if user else None, password):
         raise Unauthorized("Wrong username or password", code="invalid_credentials")
-    check_not_suspended(user)  # only after the password: the answer tells nothing to a guesser
+    return user
+
+
+async def mark_logged_in(db: Database, user: dict) -> None:
+    """A login the throttling let through: refused if suspended (only after the
+    password, so the answer tells nothing to a guesser), else recorded."""
+    check_not_suspended(user)
     user["lastActiveAt"] = now()
     await db.users.update_one({"_id": user["_id"]}, {"$set": {"lastActiveAt": user["lastActiveAt"]}})
-    return user
 
 
 def check_not_suspended(user: dict) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cyberhub.db import Database, DuplicateKeyError
-from cyberhub.errors import AppError, BadRequest, Conflict
+from cyberhub.errors import AppError, BadRequest, Conflict, ServiceUnavailable
 from cyberhub.ids import new_id, now
 
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -46,8 +46,19 @@ async def run_once(
     fingerprint: str,
     action: Callable[[str], Awaitable[Response]],
     wait_seconds: float,
+    start_within_seconds: float | None = None,
 ) -> tuple[Response, bool]:
-    """Run `action(op_id)` at most once per key. Returns (response, replayed)."""
+    """Run `action(op_id)` at most once per key. Returns (response, replayed).
+
+    `start_within_seconds` (OPERATION_DEADLINE_SECONDS) bounds how long after
+    this call the action may still start. Recovery forgets a key left
+    "running" without an operation once it is RECOVERY_GRACE_SECONDS old; a
+    request whose key insert stalled that long must then not go on to move
+    money, or a retry with the same key would run the operation a second time.
+    The action's own deadline bounds the rest, and the two together stay
+    below the grace."""
+    clock = asyncio.get_running_loop().time
+    started = clock()
     doc_id = f"{user_id}:{key}"
     op_id = new_id()
     while True:
@@ -60,6 +71,10 @@ async def run_once(
             if stored is not None:
                 return stored, True
             # The first request failed and was forgotten meanwhile: this one runs.
+    if start_within_seconds is not None and clock() - started > start_within_seconds:
+        await db.idempotency_keys.delete_one({"_id": doc_id, "opId": op_id, "state": "running"})
+        raise ServiceUnavailable("The request took too long to start and was cancelled; nothing was changed",
+                                 code="operation_timeout")
     try:
         status, body = await action(op_id)
     except AppError:

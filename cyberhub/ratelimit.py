@@ -42,10 +42,23 @@ class RateLimiter:
         self._last_warning = 0.0
         self.enabled = enabled
         self.rules = {name: Rule(name, parse(spec), f"Too many requests ({spec})") for name, spec in rules.items()}
+        per_account = self.rules.get("login_failures_per_account")
+        if per_account is not None:
+            # While an account is under attack: one login attempt per address
+            # per the per-account limit's period (handlers/auth.py).
+            one = type(per_account.limit)(1, per_account.limit.multiples)
+            self.rules["login_attempt_under_attack"] = Rule(
+                "login_attempt_under_attack", one,
+                "Too many failed logins for this account; try again later from where you usually log in")
 
-    async def hit(self, rule_name: str, key: str) -> None:
-        """Count one event; raise 429 (with Retry-After) if over the limit."""
-        await self._enforce(rule_name, key, self._limiter.hit)
+    async def hit(self, rule_name: str, key: str, *, quiet: bool = False) -> None:
+        """Count one event; raise 429 (with Retry-After) if over the limit,
+        unless `quiet` (the event is counted either way)."""
+        try:
+            await self._enforce(rule_name, key, self._limiter.hit)
+        except RateLimited:
+            if not quiet:
+                raise
 
     async def check(self, rule_name: str, key: str) -> None:
         """Raise 429 if the limit is already reached, without counting."""
@@ -61,22 +74,6 @@ class RateLimiter:
         except Exception as exc:  # counters unavailable: fail open
             self._warn(exc)
             return True
-
-    async def used(self, rule_name: str, key: str) -> int:
-        """How many events the current window holds for `key` (0 when unknown)."""
-        if not self.enabled:
-            return 0
-        rule = self.rules[rule_name]
-        try:
-            stats = await self._limiter.get_window_stats(rule.limit, rule_name, key)
-        except Exception as exc:
-            self._warn(exc)
-            return 0
-        return rule.limit.amount - stats.remaining
-
-    async def refusal(self, rule_name: str, key: str) -> RateLimited:
-        """The 429 for `rule_name`, with Retry-After, for a caller that decides itself."""
-        return await self._refusal(self.rules[rule_name], key)
 
     async def _enforce(self, rule_name: str, key: str, ask: Callable[..., Awaitable[bool]]) -> None:
         if not self.enabled:

@@ -97,23 +97,33 @@ async def _repair(db: Database, op: dict, report: Report) -> None:
 async def _settle_keys(db: Database, cutoff: object) -> int:
     settled = 0
     for key in await db.idempotency_keys.find({"state": "running", "createdAt": {"$lte": cutoff}}).to_list(None):
-        op = await operations.get(db, key["opId"])
-        if op is not None and op["state"] == operations.DONE:
-            if op["kind"] == adjustments.KIND:
-                body = await adjustments.replay_body(db, op)
-            else:
-                body = openings.response_body(await openings.result_of(db, op))
-            # Only if still running: the request itself may have stored its answer meanwhile.
-            await db.idempotency_keys.update_one(
-                {"_id": key["_id"], "state": "running"},
-                {"$set": {"state": "done", "response": {"status": 200, "body": body}}},
-            )
-        elif op is None:
-            await db.idempotency_keys.delete_one({"_id": key["_id"], "state": "running", "opId": key["opId"]})
-        else:
-            continue  # still pending: settled on a later pass
-        settled += 1
+        try:
+            settled += await _settle_key(db, key)
+        except PyMongoError:
+            raise  # the database is away: the whole pass waits for the next one
+        except Exception:  # one broken key must not stop the others, or the archive repair after them
+            log.exception("Recovery could not settle idempotency key of operation %s; left running", key.get("opId"))
     return settled
+
+
+async def _settle_key(db: Database, key: dict) -> int:
+    """1 when the key was settled (answer stored, or forgotten), else 0."""
+    op = await operations.get(db, key["opId"])
+    if op is not None and op["state"] == operations.DONE:
+        if op["kind"] == adjustments.KIND:
+            body = await adjustments.replay_body(db, op)
+        else:
+            body = openings.response_body(await openings.result_of(db, op))
+        # Only if still running: the request itself may have stored its answer meanwhile.
+        await db.idempotency_keys.update_one(
+            {"_id": key["_id"], "state": "running"},
+            {"$set": {"state": "done", "response": {"status": 200, "body": body}}},
+        )
+    elif op is None:
+        await db.idempotency_keys.delete_one({"_id": key["_id"], "state": "running", "opId": key["opId"]})
+    else:
+        return 0  # still pending: settled on a later pass
+    return 1
 
 
 async def recover_and_notify(services: Services, *, grace_seconds: float) -> Report:

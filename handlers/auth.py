@@ -26,6 +26,10 @@ class RegisterHandler(BaseHandler):
         self.write_json(AuthResponse(token=token, user=profile), status)
 
 
+# Derived from RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT (see RateLimiter).
+ATTEMPT_UNDER_ATTACK = "login_attempt_under_attack"
+
+
 class LoginHandler(RegisterHandler):
     api = endpoints(post=Operation("Log in (403 account_suspended for a suspended account)", AuthResponse,
                                    request=Credentials, errors=(401, 403), tags=("auth",)))
@@ -39,29 +43,33 @@ class LoginHandler(RegisterHandler):
           only themselves;
         - failures per username from any address
           (RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT): past it the account is
-          "under attack", which does not lock it: the right password from an
-          address with no failed login for the account in the window still
-          logs in. Every other attempt is refused with 429, so guessing spread
-          over many addresses gets at most one try per address.
+          "under attack", which does not lock it. Each address then gets one
+          attempt per that limit's period (its failures before the attack
+          count): the owner, from an address with no failure, logs in with the
+          right password; a guesser gets one guess per address per period,
+          and every refusal is a 429 given before the password is checked.
         """
         body = self.parse_body(Credentials)
         account = body.username.lower()
         from_here = f"{account}|{self.request.remote_ip}"
         limiter = self.services.limiter
         await limiter.check("login_failures", from_here)
-        under_attack = not await limiter.allows("login_failures_per_account", account)
+        if not await limiter.allows("login_failures_per_account", account):
+            # Under attack: one attempt per address per period, counted before
+            # the password is checked, so concurrent tries from one address get
+            # no second guess.
+            await limiter.hit(ATTEMPT_UNDER_ATTACK, from_here)
         try:
             user = await accounts.authenticate(
                 self.db, self.services.passwords, username=body.username, password=body.password
             )
         except Unauthorized:
-            await limiter.hit("login_failures", from_here)
-            await limiter.hit("login_failures_per_account", account)
-            if under_attack:
-                raise await limiter.refusal("login_failures_per_account", account) from None
+            # Counted, never refused here: this attempt was allowed and gets its 401.
+            await limiter.hit("login_failures", from_here, quiet=True)
+            await limiter.hit("login_failures_per_account", account, quiet=True)
+            await limiter.hit(ATTEMPT_UNDER_ATTACK, from_here, quiet=True)  # marks this address as having failed
             raise
-        if under_attack and await limiter.used("login_failures", from_here) > 0:
-            raise await limiter.refusal("login_failures_per_account", account)
+        await accounts.mark_logged_in(self.db, user)
         await self._answer(user, 200)
 
 default_handlers = [

@@ -51,6 +51,7 @@ class OpenCaseHandler(BaseHandler):
             fingerprint=idempotency.request_hash("POST", self.request.path, self.raw_body),
             action=lambda op_id: self._open(body.case_id, op_id),
             wait_seconds=self.services.settings.idempotency_wait_seconds,
+            start_within_seconds=self.services.settings.operation_deadline_seconds,
         )
         self.write_json(payload, status)
 

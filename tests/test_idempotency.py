@@ -80,3 +80,21 @@ async def test_changing_the_ttl_setting_rebuilds_the_index(start_live):
     indexes = await second.db.idempotency_keys.index_information()
     assert indexes["createdAt_1"]["expireAfterSeconds"] == 48 * 3600
     assert first.server.port != second.server.port
+
+
+async def test_a_key_request_that_cannot_start_in_time_changes_nothing(start_live, sample_case):
+    """A request whose key insert took longer than OPERATION_DEADLINE_SECONDS
+    must not go on: recovery may already have forgotten its key, and a retry
+    with the same key would run the operation again. (A deadline of 1 µs makes
+    every request too late, without any timing in the test.)"""
+    live = await start_live(operation_deadline_seconds=1e-6)
+    case = await create_case(live, sample_case)
+    token, user_id = await funded_user(live, "too_late", 1000)
+    reply = await live.api.post("/api/cases/open", {"caseId": case["id"]}, token=token,
+                                headers={"Idempotency-Key": "late-1"})
+    assert reply.status == 503 and reply.body["code"] == "operation_timeout", reply
+    assert "took too long to start" in reply.body["error"], "refused before the opening began"
+    assert await live.db.idempotency_keys.count_documents({}) == 0
+    assert await live.db.operations.count_documents({"kind": "open"}) == 0
+    assert (await live.db.users.find_one({"_id": user_id}))["balance"] == 1000
+    await assert_money_invariants(live.db)

@@ -3,6 +3,8 @@ and other users / IPs unaffected."""
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.test_economy import create_case, funded_user
 
 
@@ -119,14 +121,49 @@ async def test_guessing_spread_over_many_ips_is_capped_per_account(start_live):
                                     headers={"X-Forwarded-For": f"198.51.100.{n}"})
         assert reply.status == 401
     fresh = {"X-Forwarded-For": "198.51.100.99"}
-    assert_limited(await live.api.post("/api/auth/login", {"username": "target2", "password": "guess guess"},
-                                       headers=fresh))
-    # That address has failed now: even the right password is refused from it.
+    # Under attack, a new address gets one attempt: this wrong guess is checked (401)...
+    reply = await live.api.post("/api/auth/login", {"username": "target2", "password": "guess guess"}, headers=fresh)
+    assert reply.status == 401, reply
+    # ...and every later one from it is refused before the password is checked, the right one too.
     assert_limited(await live.api.post("/api/auth/login", {"username": "target2", "password": "the real password"},
                                        headers=fresh))
-    # So is the right password from an address that guessed before.
+    # So is an address that failed before the attack began.
     assert_limited(await live.api.post("/api/auth/login", {"username": "target2", "password": "the real password"},
                                        headers={"X-Forwarded-For": "198.51.100.0"}))
+    # The owner, from an address that never failed, still logs in.
+    owner = await live.api.post("/api/auth/login", {"username": "target2", "password": "the real password"},
+                                headers={"X-Forwarded-For": "203.0.113.50"})
+    assert owner.status == 200, owner
+
+
+async def test_concurrent_guesses_from_one_address_under_attack_get_one_check(start_live):
+    live = await start_live(rate_limit_login_failures_per_account="2/minute", trust_proxy_headers=True)
+    await live.api.register("target3", "the real password")
+    for n in range(2):
+        await live.api.post("/api/auth/login", {"username": "target3", "password": "guess guess"},
+                            headers={"X-Forwarded-For": f"198.51.100.{n}"})
+    fresh = {"X-Forwarded-For": "198.51.100.77"}
+    replies = await asyncio.gather(*[
+        live.api.post("/api/auth/login", {"username": "target3", "password": f"guess {i:02d} guess"}, headers=fresh)
+        for i in range(10)])
+    assert sorted(r.status for r in replies) == [401] + [429] * 9, replies
+
+
+async def test_a_suspended_account_is_no_password_oracle_for_a_throttled_address(start_live):
+    """The right password of a suspended account gets the same 429 as a wrong
+    one from an address that is throttled."""
+    live = await start_live(rate_limit_login_failures="2/minute", trust_proxy_headers=True)
+    _, user = await live.api.register("banned", "the real password")
+    await live.db.users.update_one({"_id": user["id"]}, {"$set": {"suspended": {"reason": "test", "by": "x"}}})
+    attacker = {"X-Forwarded-For": "198.51.100.66"}
+    for _ in range(2):
+        assert (await live.api.post("/api/auth/login", {"username": "banned", "password": "guess guess"},
+                                    headers=attacker)).status == 401
+    assert_limited(await live.api.post("/api/auth/login", {"username": "banned", "password": "the real password"},
+                                       headers=attacker))
+    elsewhere = await live.api.post("/api/auth/login", {"username": "banned", "password": "the real password"},
+                                    headers={"X-Forwarded-For": "203.0.113.9"})
+    assert elsewhere.status == 403 and elsewhere.body["code"] == "account_suspended"
 
 
 async def test_naming_a_player_cannot_lock_them_out(start_live):
