@@ -86,6 +86,8 @@ async def start_up(settings: Settings) -> tuple[Server, Any]:
         except OSError as exc:
             reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
             raise StartupFailed(f"Cannot listen on {settings.host}:{settings.port}: {reason}") from None
+        except Exception as exc:  # anything else while preparing: still one line, never a traceback
+            raise StartupFailed(f"Start-up failed: {type(exc).__name__}: {exc}") from None
     except BaseException:
         store.close()
         raise

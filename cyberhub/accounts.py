@@ -86,17 +86,22 @@ def configured_admin_id(username: str) -> str:
 
 
 async def ensure_admin(db: Database, passwords: Passwords, *, username: str, password: str) -> None:
-    """Make the configured admin exist: created, or promoted and its password reset."""
+    """Make the configured admin exist: created, or promoted and its password
+    reset. The settings are the root of trust: a suspension of this account
+    (by another admin) is lifted, so a restart always gives the operator back
+    an admin."""
     existing = await db.users.find_one({"usernameLower": username.lower()}, projection={"passwordHash": 1})
     if existing is not None and await passwords.verify(existing.get("passwordHash"), password):
         # Same password as before: keep the account's tokens valid across restarts.
-        await db.users.update_one({"_id": existing["_id"]}, {"$set": {"role": "admin", "lastActiveAt": now()}})
+        await db.users.update_one({"_id": existing["_id"]},
+                                  {"$set": {"role": "admin", "lastActiveAt": now(), "suspended": None}})
         return
     # New password (or promotion): tokens issued before it stop working.
     password_hash = await passwords.hash(password)
     result = await db.users.update_one(
         {"usernameLower": username.lower()},
-        {"$set": {"passwordHash": password_hash, "role": "admin", "lastActiveAt": now()}, "$inc": {"tokenVersion": 1}},
+        {"$set": {"passwordHash": password_hash, "role": "admin", "lastActiveAt": now(), "suspended": None},
+         "$inc": {"tokenVersion": 1}},
     )
     if result.matched_count:
         log.info("Admin account %r updated from settings", username)

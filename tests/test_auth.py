@@ -108,3 +108,17 @@ async def test_configured_admin_exists_and_password_is_reset_on_restart(start_li
     old = await second.api.post("/api/auth/login", {"username": ADMIN_USERNAME, "password": "admin-password-1"})
     assert old.status == 401
     assert await second.db.users.count_documents({"role": "admin"}) == 1
+
+
+async def test_a_restart_lifts_a_suspension_of_the_configured_admin(start_live):
+    """The settings are the root of trust: another admin suspending the
+    configured one cannot lock the operator out for good."""
+    first = await start_live()
+    token = await first.admin_token()
+    admin = (await first.api.get("/api/profile", token=token)).body["user"]
+    await first.db.users.update_one({"_id": admin["id"]},
+                                    {"$set": {"suspended": {"reason": "rogue admin", "at": None, "by": "x"}}})
+    assert (await first.api.get("/api/profile", token=token)).status == 403
+    restarted = await start_live()
+    assert (await restarted.api.get("/api/profile", token=token)).status == 200
+    assert (await restarted.admin_token())
