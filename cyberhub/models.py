@@ -103,7 +103,9 @@ class ClientSeedRequest(RequestModel):
 
 
 class PaymentCallback(RequestModel):
-    payment_id: Identifier
+    # Visible ASCII only: it becomes part of ledger ids ("pay:<id>") and so of
+    # the admin ledger's page cursors, which must survive a query string.
+    payment_id: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,128}$")]
     user_id: Identifier
     # Bounded so that it is stored as int64 and exact in any JSON parser; the
     # business limit (PAYMENT_MAX_AMOUNT, 400 amount_too_large) is far below.
