@@ -152,6 +152,10 @@ async def ensure_indexes(db: Database, *, idempotency_ttl_seconds: int) -> None:
 #      `__setitem__`), so indexes are refreshed after each `_update` call.
 #   4. mongomock-motor's collection wrapper calls the sync collection's methods
 #      by name, and patches `_iter_documents` on the instance (as this does).
+#   5. A `Cursor` keeps `_spec`, `_sort` (list of (key, direction)), `_skip`,
+#      `_limit`, `_projection`, `_factory`, and builds its results in
+#      `_compute_results` from `Collection._get_dataset` (sort, then
+#      `_copy_only_fields` of every match) before applying skip and limit.
 # Collections handed out by `embedded_database(...)` are patched; sync
 # collections reached around it (`db.delegate`) are not, and must not be used
 # to update documents.
@@ -477,6 +481,7 @@ def _speed_up(collection: Any) -> Any:
     does) to read through the indexes of its IndexedCollectionStore."""
     if getattr(collection, "_cyberhub_indexed", False):
         return collection
+    from mongomock.collection import Cursor
     from mongomock.filtering import filter_applies
     from mongomock.helpers import (
         hashdict,
@@ -566,8 +571,60 @@ def _speed_up(collection: Any) -> Any:
     collection._update = _update
     collection.count_documents = _count_documents
     collection.find_one = _find_one
+    find = collection.find
+
+    def _find(*args: Any, **kwargs: Any) -> Any:
+        cursor = find(*args, **kwargs)
+        if type(cursor) is Cursor:
+            cursor.__class__ = _limited_cursor()
+        return cursor
+
+    collection.find = _find
     collection._cyberhub_indexed = True
     return collection
+
+
+_LIMITED_CURSOR: Any = None
+
+
+def _limited_cursor() -> type:
+    """A mongomock Cursor that, for a sorted query with a limit, copies only the
+    documents it returns: mongomock copies every match before applying `limit`,
+    so a page of a player's inventory cost as much as all of the player's items.
+    The sort is mongomock's own (`Collection._get_dataset`, 4.3.0), on the
+    uncopied matches; the first `skip + limit` are then copied as it would."""
+    global _LIMITED_CURSOR
+    if _LIMITED_CURSOR is not None:
+        return _LIMITED_CURSOR
+    from mongomock import filtering
+    from mongomock.collection import Cursor
+    from mongomock.helpers import make_datetime_timezone_aware_in_document
+
+    class LimitedCursor(Cursor):
+        def _compute_results(self, with_limit_and_skip: bool = False) -> Any:
+            sort = self._sort
+            if not (with_limit_and_skip and self._limit and self._limit > 0 and sort and isinstance(sort, list)
+                    and all(type(e) is tuple and len(e) == 2 and type(e[0]) is str and not e[0].startswith("$")
+                            for e in sort)):
+                return super()._compute_results(with_limit_and_skip)
+            key = (self._factory, self._skip, self._limit)
+            cached = getattr(self, "_cyberhub_page", None)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            collection = self.collection
+            dataset = collection._iter_documents(self._spec)
+            for sort_key, direction in reversed(sort):  # as Collection._get_dataset sorts
+                dataset = iter(sorted(dataset, key=lambda x, k=sort_key: filtering.resolve_sort_key(k, x),
+                                      reverse=direction < 0))
+            page = [collection._copy_only_fields(doc, self._projection, dict)
+                    for doc in list(dataset)[self._skip:self._skip + self._limit]]
+            if collection.codec_options.tz_aware:
+                page = [make_datetime_timezone_aware_in_document(doc) for doc in page]
+            self._cyberhub_page = (key, page)
+            return page
+
+    _LIMITED_CURSOR = LimitedCursor
+    return LimitedCursor
 
 
 def embedded_database(client: Any, db_name: str) -> Any:

@@ -149,12 +149,14 @@ def _result(value: Any) -> Any:
 async def _step(db: Any, op: str, args: tuple, kwargs: dict) -> Any:
     coll = db[args[0]]
     if op == "find":
-        flt, sort, limit = args[1:]
+        flt, sort, limit, skip = args[1:]
         cursor = coll.find(flt)
         if sort:
             cursor = cursor.sort(sort)
         if limit:
             cursor = cursor.limit(limit)
+        if skip:
+            cursor = cursor.skip(skip)
         return _plain(await _outcome(cursor.to_list(None)))
     kind, value = await _outcome(getattr(coll, op)(*args[1:], **kwargs))
     return kind, _plain(_result(value))
@@ -195,7 +197,7 @@ async def test_same_results_as_plain_mongomock(clock: Clock, seed: int) -> None:
             op, args, kwargs = "find_one", (name, draw.filter()), ({"projection": projection} if projection else {})
         else:
             sort = rng.choice([None, [("createdAt", DESCENDING), ("_id", DESCENDING)], [("n", ASCENDING)]])
-            op, args, kwargs = "find", (name, draw.filter(), sort, rng.choice([0, 1, 3])), {}
+            op, args, kwargs = "find", (name, draw.filter(), sort, rng.choice([0, 1, 3]), rng.choice([0, 0, 2])), {}
         if rng.random() < 0.05:
             clock.now += timedelta(minutes=rng.randint(1, 10))  # TTL expiry on "keys"
         # Deep copies: an insert fills in the _id of the dict it is given.
@@ -314,3 +316,16 @@ async def test_the_smallest_index_is_the_one_listed(clock: Clock) -> None:
     recent = {"createdAt": {"$gte": T0 + timedelta(seconds=2990)}, "status": "owned"}
     assert len(await db.inventory.find(recent).to_list(None)) == 10
     assert store.listed - listed == 20
+
+
+async def test_a_sorted_page_copies_only_the_page(clock: Clock) -> None:
+    db = dbmod.connect(None, "page").db
+    for i in range(200):
+        await db.inventory.insert_one({"_id": f"item{i:03d}", "userId": "heavy", "wonAt": T0 + timedelta(seconds=i)})
+    sync = db.delegate.get_collection("inventory")
+    copied = []
+    real_copy = sync._copy_only_fields
+    sync._copy_only_fields = lambda doc, *args: copied.append(doc["_id"]) or real_copy(doc, *args)
+    page = await db.inventory.find({"userId": "heavy"}).sort([("wonAt", -1), ("_id", -1)]).limit(21).to_list(None)
+    assert [d["_id"] for d in page] == [f"item{i:03d}" for i in range(199, 178, -1)]
+    assert len(copied) == 21
