@@ -587,6 +587,23 @@ def _speed_up(collection: Any) -> Any:
 _LIMITED_CURSOR: Any = None
 
 
+def _plainly_ordered(docs: list[dict], key: str) -> bool:
+    """Every document has top-level `key` holding a str, an int or a naive
+    datetime, all of one type: then mongomock's sort key (`resolve_sort_key`,
+    `bson_compare` of one type → `op(a, b)`) orders them as Python does."""
+    if "." in key or not docs:
+        return False
+    first = docs[0].get(key, _ABSENT)
+    kind = type(first)
+    if kind not in (str, int, datetime):
+        return False
+    for doc in docs:
+        value = doc.get(key, _ABSENT)
+        if type(value) is not kind or (kind is datetime and value.tzinfo is not None):
+            return False
+    return True
+
+
 def _limited_cursor() -> type:
     """A mongomock Cursor that, for a sorted query with a limit, copies only the
     documents it returns: mongomock copies every match before applying `limit`,
@@ -612,12 +629,16 @@ def _limited_cursor() -> type:
             if cached is not None and cached[0] == key:
                 return cached[1]
             collection = self.collection
-            dataset = collection._iter_documents(self._spec)
+            dataset = list(collection._iter_documents(self._spec))
             for sort_key, direction in reversed(sort):  # as Collection._get_dataset sorts
-                dataset = iter(sorted(dataset, key=lambda x, k=sort_key: filtering.resolve_sort_key(k, x),
-                                      reverse=direction < 0))
+                if _plainly_ordered(dataset, sort_key):
+                    # Same exact type everywhere: mongomock's BSON order is Python's order.
+                    dataset = sorted(dataset, key=lambda x, k=sort_key: x[k], reverse=direction < 0)
+                else:
+                    dataset = sorted(dataset, key=lambda x, k=sort_key: filtering.resolve_sort_key(k, x),
+                                     reverse=direction < 0)
             page = [collection._copy_only_fields(doc, self._projection, dict)
-                    for doc in list(dataset)[self._skip:self._skip + self._limit]]
+                    for doc in dataset[self._skip:self._skip + self._limit]]
             if collection.codec_options.tz_aware:
                 page = [make_datetime_timezone_aware_in_document(doc) for doc in page]
             self._cyberhub_page = (key, page)

@@ -196,7 +196,8 @@ async def test_same_results_as_plain_mongomock(clock: Clock, seed: int) -> None:
             projection = rng.choice([None, {"userId": 1}, {"n": 0, "state": 0}])
             op, args, kwargs = "find_one", (name, draw.filter()), ({"projection": projection} if projection else {})
         else:
-            sort = rng.choice([None, [("createdAt", DESCENDING), ("_id", DESCENDING)], [("n", ASCENDING)]])
+            sort = rng.choice([None, [("createdAt", DESCENDING), ("_id", DESCENDING)], [("n", ASCENDING)],
+                               [("status", ASCENDING), ("_id", DESCENDING)], [("n", DESCENDING), ("_id", ASCENDING)]])
             op, args, kwargs = "find", (name, draw.filter(), sort, rng.choice([0, 1, 3]), rng.choice([0, 0, 2])), {}
         if rng.random() < 0.05:
             clock.now += timedelta(minutes=rng.randint(1, 10))  # TTL expiry on "keys"
