@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
+import re
 
 import aiohttp
 import pytest
 from engineio import packet as eio_packet
 
-from tests.support.client import WAIT, Recorder, connect_socket
+from tests.support.client import WAIT, Recorder, connect_socket, eventually
 from tests.support.process import start_redis
 
 
@@ -294,3 +296,26 @@ async def test_events_relayed_by_redis_take_the_same_path_in_order(start_live, r
     finally:
         await ws.disconnect()
         await polling.disconnect()
+
+
+async def test_metrics_export_loop_lag_gc_pauses_and_delivery_paths(live):
+    """Operators see event-loop lag and GC pauses as histograms, and how events were delivered."""
+    client, rec = await connect_socket(live.base_url)
+    try:
+        await live.services.sio.emit("tick", 1)
+        await rec.wait_for("tick")
+        gc.collect()  # a collection the server's gc.callbacks hook times
+
+        async def exported() -> str | None:
+            text = (await live.api.get("/metrics")).body
+            lag = re.search(r"^cyberhub_event_loop_lag_seconds_count (\S+)$", text, re.M)
+            return text if lag and float(lag.group(1)) >= 1 else None
+
+        text = await eventually(exported)  # the lag probe's first 100 ms tick
+        assert 'cyberhub_event_loop_lag_seconds_bucket{le="0.05"}' in text
+        assert re.search(r'^cyberhub_gc_pause_seconds_count\{generation="2"\} [1-9]', text, re.M), text
+        assert re.search(r'^cyberhub_socket_deliveries_total\{path="fast"\} [1-9]', text, re.M)
+        assert re.search(r'^cyberhub_socket_deliveries_total\{path="queued"\} ', text, re.M)
+        assert "cyberhub_live_feed_skipped_total 0.0" in text
+    finally:
+        await client.disconnect()
