@@ -3,6 +3,8 @@ audit trail. The ledger may change only for the first valid delivery."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import time
 
@@ -57,7 +59,9 @@ async def test_rejected_deliveries_leave_the_ledger_untouched(live):
         ("no signature", good, {}, 401, "invalid_signature"),
         ("malformed header", good, {"X-Signature": "garbage"}, 401, "invalid_signature"),
         ("expired", good, signed(good, ts=now - 301), 401, "signature_expired"),
-        ("future beyond window", good, signed(good, ts=now + 301), 401, "signature_expired"),
+        # Far beyond the window: "now + 301" turned valid when the run was slow (the server's
+        # clock moves on); the exact boundary is tested on verify_signature with a fixed clock.
+        ("future beyond window", good, signed(good, ts=now + 3600), 401, "signature_expired"),
         ("malformed JSON", b"{not json", signed(b"{not json"), 400, "invalid_json"),
         ("missing fields", b'{"paymentId":"p"}', signed(b'{"paymentId":"p"}'), 400, "validation_error"),
         ("negative amount", *_body(payload_for(uid, amount=-5), signed), 400, "validation_error"),
@@ -146,3 +150,16 @@ async def test_unknown_user_is_404_whatever_the_status(live):
     for status in ("pending", "succeeded"):
         reply = await live.api.pay("no-such-user", 100, status=status)
         assert reply.status == 404 and reply.body["code"] == "user_not_found", status
+
+
+def test_signature_window_boundary_with_a_fixed_clock():
+    from cyberhub.errors import Unauthorized
+    from cyberhub.payments import sign, verify_signature
+
+    body, ts = b'{"x":1}', 1_800_000_000
+    header = sign("secret", body, ts)
+    for now_ts in (ts - 300, ts, ts + 300):
+        verify_signature(header, body, secret="secret", now_ts=now_ts, tolerance=300)
+    for now_ts in (ts - 301, ts + 301):
+        with pytest.raises(Unauthorized):
+            verify_signature(header, body, secret="secret", now_ts=now_ts, tolerance=300)
