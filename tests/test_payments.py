@@ -3,10 +3,10 @@ audit trail. The ledger may change only for the first valid delivery."""
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import time
+
+import pytest
 
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.client import connect_socket
