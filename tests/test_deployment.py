@@ -42,11 +42,7 @@ def env_example_names() -> dict[str, int]:
 
 def test_env_example_documents_every_setting_with_a_comment():
     lines = (ROOT / ".env.example").read_text().splitlines()
-    documented = {}
-    for i, line in enumerate(lines):
-        match = re.match(r"^(?:# )?([A-Z][A-Z0-9_]*)=", line)
-        if match:
-            documented[match.group(1)] = i
+    documented = env_example_names()
     assert set(documented) == SETTING_NAMES | COMPOSE_ONLY
     setting_line = re.compile(r"^(?:# )?[A-Z][A-Z0-9_]*=")
     for name, i in documented.items():
