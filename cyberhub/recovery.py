@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from cyberhub import adjustments, catalogue, inventory, openings, operations, payments, reversals, wallet
+from cyberhub import adjustments, admin_users, catalogue, inventory, openings, operations, payments, reversals, wallet
 from cyberhub.db import Database, PyMongoError
 from cyberhub.ids import now
 
@@ -143,4 +143,9 @@ async def recover_and_notify(services: Services, *, grace_seconds: float) -> Rep
     for user_id in report.users:
         await services.notifier.balance_updated(user_id, await wallet.balance_of(services.db, user_id))
         await services.notifier.inventory_updated(user_id)
+        # A reversal finished here may have suspended the player (shortfall):
+        # their sockets go, as when the live request suspends them.
+        user = await services.db.users.find_one({"_id": user_id}, projection={"suspended": 1})
+        if user is not None and user.get("suspended"):
+            await admin_users.disconnect_sockets(services.sio, user_id)
     return report

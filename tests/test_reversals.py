@@ -12,6 +12,7 @@ import pytest
 
 from cyberhub import recovery
 from cyberhub.ids import now
+from tests.support.client import connect_socket
 from tests.support.invariants import assert_money_invariants
 from tests.test_economy import create_case, funded_user
 
@@ -197,3 +198,27 @@ async def test_reversal_failing_at_every_write_then_recovery(live, after_apply):
         assert await balance(live, user_id) == 0
         assert await live.db.ledger.count_documents({"_id": f"reverse:{pid}"}) == 1
         await assert_money_invariants(live.db)
+
+
+async def test_a_shortfall_suspension_applied_by_recovery_disconnects_the_players_sockets(live):
+    """The process that took the refund died before the debit; the recovery pass
+    that finishes it suspends the player for the shortfall and, like the live
+    request would, disconnects their sockets."""
+    admin = await live.admin_token()
+    token, user_id = await funded_user(live, "short_later", 0)
+    assert (await live.api.pay(user_id, 800, payment_id="later_cut")).status == 200
+    spent = await live.api.post(f"/api/admin/users/{user_id}/adjustments", {"amount": -500, "reason": "x"},
+                                token=admin)
+    assert spent.status == 200, spent
+    client, _rec = await connect_socket(live.base_url, token=token)
+    gone = asyncio.Event()
+    client.on("disconnect", lambda *a: gone.set())
+    op = {"_id": "reverse:later_cut", "kind": "reverse", "userId": user_id, "state": "pending",
+          "paymentId": "later_cut", "amount": 800, "status": "charged_back"}
+    await live.db.operations.insert_one({**op, "createdAt": now(), "updatedAt": now()})
+    report = await recovery.recover_and_notify(live.services, grace_seconds=0)
+    assert report.completed == ["reverse:later_cut"]
+    await asyncio.wait_for(gone.wait(), 10)
+    assert await balance(live, user_id) == 0
+    assert (await live.db.users.find_one({"_id": user_id}))["suspended"]["by"] == "system"
+    await assert_money_invariants(live.db)
