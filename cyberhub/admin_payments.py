@@ -4,7 +4,7 @@ status (exact), paged by a plain-text cursor."""
 
 from __future__ import annotations
 
-from cyberhub import audit, payments
+from cyberhub import pages, payments
 from cyberhub.db import Database
 from cyberhub.errors import BadRequest
 from cyberhub.ids import as_utc
@@ -20,12 +20,7 @@ async def list_deliveries(db: Database, *, filters: dict[str, str], limit: int, 
             raise BadRequest(f"{name} is at most {FILTERS[name]} characters", code="invalid_filter")
         if value:
             query[name] = value
-    query.update(audit.after_cursor(audit.parse_cursor(cursor), "receivedAt"))
-    docs = await db.payment_deliveries.find(query).sort([("receivedAt", -1), ("_id", -1)]) \
-        .limit(limit + 1).to_list(None)
-    more = len(docs) > limit
-    docs = docs[:limit]
-    return docs, (f"{audit.millis(docs[-1]['receivedAt'])}_{docs[-1]['_id']}" if more and docs else None)
+    return await pages.newest_first(db.payment_deliveries, query, field="receivedAt", limit=limit, cursor=cursor)
 
 
 def public_delivery(doc: dict) -> dict:

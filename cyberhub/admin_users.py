@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from cyberhub import audit
+from cyberhub import pages
 from cyberhub.db import Database, ReturnDocument
 from cyberhub.errors import BadRequest, Conflict, NotFound
 from cyberhub.ids import as_utc, now
@@ -31,8 +31,8 @@ _USER_CURSOR = re.compile(r"([0-9]{1,18})_([0-9a-f]{32})")
 # ("pay:<paymentId>", "sell:<itemId>", "reverse:<paymentId>", 32 hex digits),
 # so everything after the first "_" is the id.
 # `.` is read as Python reads it (any character but a newline), on both sides.
-LEDGER_CURSOR_PATTERN = r"^([0-9]{1,13}_.{1,200})?$"
-_LEDGER_CURSOR = re.compile(r"([0-9]{1,13})_(.{1,200})")
+LEDGER_ID = ".{1,200}"
+LEDGER_CURSOR_PATTERN = pages.cursor_pattern(LEDGER_ID)
 
 LEDGER_REASONS = ("payment", "payment_reversal", "item_sale", "case_open", "admin_adjustment")
 USER_FIELDS = {"username": 1, "role": 1, "balance": 1, "suspended": 1, "createdAt": 1, "lastActiveAt": 1,
@@ -60,7 +60,7 @@ def _sort_value(doc: dict, sort: str) -> int:
     value = doc.get(SORT_FIELDS[sort])
     if sort == "balance":
         return int(value or 0)
-    return audit.millis(value) if value is not None else 0
+    return pages.millis(value) if value is not None else 0
 
 
 async def list_users(db: Database, *, q: str, sort: str, limit: int, cursor: str | None
@@ -82,7 +82,7 @@ async def list_users(db: Database, *, q: str, sort: str, limit: int, cursor: str
         match = _USER_CURSOR.fullmatch(cursor)
         if match is None:
             raise BadRequest("Invalid cursor: pass the nextCursor of the previous page", code="invalid_cursor")
-        value: Any = int(match[1]) if sort == "balance" else audit.from_millis(int(match[1]))
+        value: Any = int(match[1]) if sort == "balance" else pages.from_millis(int(match[1]))
         clauses.append({"$or": [{field: {"$lt": value}}, {field: value, "_id": {"$lt": match[2]}}]})
     query = {"$and": clauses} if clauses else {}
     docs = await db.users.find(query, projection=USER_FIELDS).sort([(field, -1), ("_id", -1)]) \
@@ -113,17 +113,8 @@ async def money_summary(db: Database, user_id: str) -> dict[str, int]:
 async def ledger_page(db: Database, *, user_id: str, limit: int, cursor: str | None
                       ) -> tuple[list[dict], str | None]:
     """Newest first."""
-    query: dict = {"userId": user_id}
-    if cursor:
-        match = _LEDGER_CURSOR.fullmatch(cursor)
-        if match is None:
-            raise BadRequest("Invalid cursor: pass the nextCursor of the previous page", code="invalid_cursor")
-        stamp, entry_id = audit.from_millis(int(match[1])), match[2]
-        query["$or"] = [{"createdAt": {"$lt": stamp}}, {"createdAt": stamp, "_id": {"$lt": entry_id}}]
-    docs = await db.ledger.find(query).sort([("createdAt", -1), ("_id", -1)]).limit(limit + 1).to_list(None)
-    more = len(docs) > limit
-    docs = docs[:limit]
-    return docs, (f"{audit.millis(docs[-1]['createdAt'])}_{docs[-1]['_id']}" if more and docs else None)
+    return await pages.newest_first(db.ledger, {"userId": user_id}, field="createdAt", limit=limit, cursor=cursor,
+                                    id_pattern=LEDGER_ID)
 
 
 def public_entry(doc: dict) -> dict:

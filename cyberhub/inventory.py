@@ -7,13 +7,11 @@ idempotent and is also what recovery re-runs.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from cyberhub import operations, wallet
+from cyberhub import operations, pages, wallet
 from cyberhub.db import Database, DuplicateKeyError
-from cyberhub.errors import BadRequest, Conflict, NotFound
+from cyberhub.errors import Conflict, NotFound
 from cyberhub.ids import as_utc, now
 from cyberhub.models import InventoryItemPublic
 
@@ -32,37 +30,13 @@ def public_item(doc: dict) -> InventoryItemPublic:
     )
 
 
-# A page position: the last item's wonAt in epoch milliseconds and its id.
-# Plain text that a pattern describes completely (the OpenAPI document uses
-# CURSOR_PATTERN), so any string that matches it is a valid position and
-# nothing else is parsed. 13 digits reach the year 2286. Empty means the first
-# page (`?limit=&cursor=` is how the frontend asks for it).
-CURSOR_PATTERN = r"^([0-9]{1,13}_[0-9a-f]{32})?$"
-_CURSOR = re.compile(r"[0-9]{1,13}_[0-9a-f]{32}")
-
-
-def _encode_cursor(doc: dict) -> str:
-    millis = int(as_utc(doc["wonAt"]).timestamp() * 1000)
-    return f"{millis}_{doc['_id']}"
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    if not _CURSOR.fullmatch(cursor):
-        raise BadRequest("Invalid cursor: pass the nextCursor of the previous page", code="invalid_cursor")
-    millis, item_id = cursor.split("_")
-    return datetime.fromtimestamp(int(millis) / 1000, UTC), item_id
+# Page positions: cyberhub/pages.py ("<wonAt epoch millis>_<item id>").
+CURSOR_PATTERN = pages.cursor_pattern()
 
 
 async def list_items(db: Database, *, user_id: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
     """Newest first; `nextCursor` is None on the last page."""
-    query: dict = {"userId": user_id}
-    if cursor:
-        won_at, item_id = _decode_cursor(cursor)
-        query["$or"] = [{"wonAt": {"$lt": won_at}}, {"wonAt": won_at, "_id": {"$lt": item_id}}]
-    docs = await db.inventory.find(query).sort([("wonAt", -1), ("_id", -1)]).limit(limit + 1).to_list(None)
-    more = len(docs) > limit
-    docs = docs[:limit]
-    return docs, (_encode_cursor(docs[-1]) if more and docs else None)
+    return await pages.newest_first(db.inventory, {"userId": user_id}, field="wonAt", limit=limit, cursor=cursor)
 
 
 @dataclass(frozen=True)
