@@ -3,8 +3,6 @@ wallet adjustments, suspension, the audit trail. Admin role only."""
 
 from __future__ import annotations
 
-import re
-
 from cyberhub import (
     adjustments,
     admin_cases,
@@ -31,42 +29,17 @@ from cyberhub.admin_models import (
     SuspendRequest,
     TimeseriesResponse,
 )
-from cyberhub.errors import BadRequest
 from cyberhub.ids import new_id
 from cyberhub.openapi import Operation, Param, endpoints
-from handlers.base import BaseHandler
+from handlers.base import cursor_param, limit_param
 from handlers.cases import AdminBase
 
-DEFAULT_PAGE, MAX_PAGE = 50, 100
-DIGITS = re.compile(r"[0-9]{1,6}")
 TAGS = ("admin",)
 
 
-def limit_param() -> Param:
-    return Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE})
-
-
-def cursor_param(pattern: str, description: str = "nextCursor of the previous page") -> Param:
-    return Param("cursor", "query", {"type": "string", "pattern": pattern}, description=description)
-
-
-class AdminHandler(BaseHandler):
-    required_role = "admin"
-
-    def page_limit(self) -> int:
-        arg = self.get_query_argument("limit", str(DEFAULT_PAGE))
-        if not DIGITS.fullmatch(arg) or not 1 <= int(arg) <= MAX_PAGE:
-            raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}", code="invalid_limit")
-        return int(arg)
-
-    def cursor(self) -> str | None:
-        return self.get_query_argument("cursor", None, strip=False)
-
+class AdminHandler(AdminBase):
     def text_arg(self, name: str, default: str = "") -> str:
         return self.get_query_argument(name, default, strip=False)
-
-    async def audit(self, action: str, target: str, details: dict | None = None) -> None:
-        await audit.append(self.db, admin_id=self.user_id, action=action, target=target, details=details)
 
 
 # --- players ----------------------------------------------------------------------------------
@@ -90,7 +63,7 @@ class AdminUsersHandler(AdminHandler):
     async def get(self) -> None:
         users, next_cursor = await admin_users.list_users(
             self.db, q=self.text_arg("q"), sort=self.text_arg("sort", "created"), limit=self.page_limit(),
-            cursor=self.cursor())
+            cursor=self.page_cursor())
         self.write_json(AdminUserListResponse.model_validate(
             {"users": [admin_users.public_user(u) for u in users], "nextCursor": next_cursor}))
 
@@ -115,7 +88,7 @@ class AdminUserLedgerHandler(AdminHandler):
     ))
 
     async def get(self, user_id: str) -> None:
-        limit, cursor = self.page_limit(), self.cursor()
+        limit, cursor = self.page_limit(), self.page_cursor()
         await admin_users.get_user(self.db, user_id)
         entries, next_cursor = await admin_users.ledger_page(self.db, user_id=user_id, limit=limit, cursor=cursor)
         self.write_json(LedgerResponse.model_validate(
@@ -180,14 +153,13 @@ class AdminRestoreUserHandler(AdminHandler):
 
 
 class AdminCaseRestoreHandler(AdminBase):
-    required_role = "admin"
     api = endpoints(post=Operation("List a deleted case again (cases:updated is emitted)", AdminCaseResponse,
                                    auth="admin", errors=(404, 409), tags=TAGS))
 
     async def post(self, case_id: str) -> None:
         case = await catalogue.restore_case(self.db, case_id)
         await self._changed()
-        await self._audit("case.restore", case_id, {"version": case["version"]})
+        await self.audit("case.restore", case_id, {"version": case["version"]})
         self.write_json(AdminCaseResponse.model_validate({"case": admin_cases.admin_case(case)}))
 
 
@@ -218,7 +190,7 @@ class AdminPaymentsHandler(AdminHandler):
     async def get(self) -> None:
         filters = {name: self.text_arg(name) for name in admin_payments.FILTERS}
         docs, next_cursor = await admin_payments.list_deliveries(
-            self.db, filters=filters, limit=self.page_limit(), cursor=self.cursor())
+            self.db, filters=filters, limit=self.page_limit(), cursor=self.page_cursor())
         self.write_json(DeliveriesResponse.model_validate(
             {"deliveries": [admin_payments.public_delivery(d) for d in docs], "nextCursor": next_cursor}))
 
@@ -282,7 +254,7 @@ class AdminAuditHandler(AdminHandler):
     ))
 
     async def get(self) -> None:
-        entries, next_cursor = await audit.list_entries(self.db, limit=self.page_limit(), cursor=self.cursor())
+        entries, next_cursor = await audit.list_entries(self.db, limit=self.page_limit(), cursor=self.page_cursor())
         self.write_json(AuditResponse.model_validate(
             {"entries": [audit.public_entry(e) for e in entries], "nextCursor": next_cursor}))
 

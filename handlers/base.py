@@ -29,6 +29,7 @@ from cyberhub.errors import (
     error_for_status,
 )
 from cyberhub.ids import new_id
+from cyberhub.openapi import Param
 from cyberhub.security import bearer_token
 from cyberhub.validation import declared_length, parse_json
 
@@ -38,6 +39,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("cyberhub.http")
 
 MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_PAGE, MAX_PAGE = 50, 100  # ?limit= of every paged list
+PAGE_LIMIT = re.compile(r"[0-9]{1,6}")
+
+
+def limit_param() -> Param:
+    return Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE})
+
+
+def cursor_param(pattern: str, description: str = "nextCursor of the previous page") -> Param:
+    return Param("cursor", "query", {"type": "string", "pattern": pattern}, description=description)
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 M = TypeVar("M", bound=BaseModel)
 
@@ -182,6 +193,17 @@ class BaseHandler(tornado.web.RequestHandler):
         await accounts.touch_active(self.db, user)
         self.user = user
         self.current_user = user
+
+    # --- paged lists ---------------------------------------------------------------
+    def page_limit(self) -> int:
+        arg = self.get_query_argument("limit", str(DEFAULT_PAGE))
+        if not PAGE_LIMIT.fullmatch(arg) or not 1 <= int(arg) <= MAX_PAGE:
+            raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}", code="invalid_limit")
+        return int(arg)
+
+    def page_cursor(self) -> str | None:
+        # Unstripped: the cursor is exactly what the pattern in the document describes.
+        return self.get_query_argument("cursor", None, strip=False)
 
     @property
     def user_id(self) -> str:

@@ -25,6 +25,10 @@ class CaseListHandler(BaseHandler):
 
 
 class AdminBase(BaseHandler):
+    """Admin-only endpoints: catalogue changes and the audit trail."""
+
+    required_role = "admin"
+
     async def _changed(self) -> None:
         """After a successful write: every process rebuilds, this one at once."""
         self.services.catalogue_cache.invalidate()
@@ -32,13 +36,12 @@ class AdminBase(BaseHandler):
         self.services.catalogue_cache.invalidate()
         await self.notifier.cases_updated()
 
-    async def _audit(self, action: str, case_id: str, details: dict | None = None) -> None:
+    async def audit(self, action: str, target: str, details: dict | None = None) -> None:
         """The admin audit trail (GET /api/admin/audit), after the change succeeded."""
-        await audit.append(self.db, admin_id=self.user_id, action=action, target=case_id, details=details)
+        await audit.append(self.db, admin_id=self.user_id, action=action, target=target, details=details)
 
 
 class AdminCaseCreateHandler(AdminBase):
-    required_role = "admin"
     api = endpoints(post=Operation("Create a case", CaseResponse, request=CaseInput, auth="admin", status=201,
                                    tags=("admin",)),
                     get=Operation("Every case, deleted ones included (active: false)", AdminCaseListResponse,
@@ -51,12 +54,11 @@ class AdminCaseCreateHandler(AdminBase):
         data = self.parse_body(CaseInput)
         case = await catalogue.create_case(self.db, data, admin_id=self.user_id)
         await self._changed()
-        await self._audit("case.create", case["_id"], {"version": 1, "name": case["name"], "price": case["price"]})
+        await self.audit("case.create", case["_id"], {"version": 1, "name": case["name"], "price": case["price"]})
         self.write_json(CaseResponse(case=catalogue.public_case(case)), 201)
 
 
 class AdminCaseHandler(AdminBase):
-    required_role = "admin"
     api = endpoints(
         put=Operation("Replace a case (makes a new version)", CaseResponse, request=CaseInput, auth="admin",
                       errors=(404, 409), tags=("admin",)),
@@ -68,14 +70,14 @@ class AdminCaseHandler(AdminBase):
         data = self.parse_body(CaseInput)
         case = await catalogue.replace_case(self.db, case_id, data, admin_id=self.user_id)
         await self._changed()
-        await self._audit("case.update", case_id, {"version": case["version"], "name": case["name"],
+        await self.audit("case.update", case_id, {"version": case["version"], "name": case["name"],
                                                    "price": case["price"]})
         self.write_json(CaseResponse(case=catalogue.public_case(case)))
 
     async def delete(self, case_id: str) -> None:
         await catalogue.delete_case(self.db, case_id)
         await self._changed()
-        await self._audit("case.delete", case_id)
+        await self.audit("case.delete", case_id)
         self.write_json(Envelope())
 
 

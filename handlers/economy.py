@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from cyberhub import idempotency, inventory, openings
-from cyberhub.errors import BadRequest
 from cyberhub.ids import new_id
 from cyberhub.models import ClaimRequest, ClaimResponse, InventoryResponse, OpenCaseRequest, OpenCaseResponse
 from cyberhub.openapi import Operation, Param, endpoints
-from handlers.base import BaseHandler
-
-DEFAULT_PAGE, MAX_PAGE = 50, 100
-DIGITS = re.compile(r"[0-9]{1,6}")
+from handlers.base import BaseHandler, cursor_param, limit_param
 
 
 class OpenCaseHandler(BaseHandler):
@@ -80,23 +74,15 @@ class InventoryHandler(BaseHandler):
             errors=(400,),
             tags=("economy",),
             params=(
-                Param(
-                    "limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE}
-                ),
-                Param("cursor", "query", {"type": "string", "pattern": inventory.CURSOR_PATTERN},
-                      description="nextCursor of the previous page"),
+                limit_param(),
+                cursor_param(inventory.CURSOR_PATTERN),
             ),
         )
     )
 
     async def get(self) -> None:
-        limit_arg = self.get_query_argument("limit", str(DEFAULT_PAGE))
-        if not DIGITS.fullmatch(limit_arg) or not 1 <= int(limit_arg) <= MAX_PAGE:
-            raise BadRequest(f"limit must be an integer from 1 to {MAX_PAGE}", code="invalid_limit")
         docs, next_cursor = await inventory.list_items(
-            self.db, user_id=self.user_id, limit=int(limit_arg),
-            cursor=self.get_query_argument("cursor", None, strip=False),
-        )
+            self.db, user_id=self.user_id, limit=self.page_limit(), cursor=self.page_cursor())
         self.write_json(InventoryResponse(items=[inventory.public_item(d) for d in docs], next_cursor=next_cursor))
 
 
