@@ -46,7 +46,7 @@ async def run_once(
     fingerprint: str,
     action: Callable[[str], Awaitable[Response]],
     wait_seconds: float,
-    start_within_seconds: float | None = None,
+    start_within_seconds: float,
 ) -> tuple[Response, bool]:
     """Run `action(op_id)` at most once per key. Returns (response, replayed).
 
@@ -71,7 +71,7 @@ async def run_once(
             if stored is not None:
                 return stored, True
             # The first request failed and was forgotten meanwhile: this one runs.
-    if start_within_seconds is not None and clock() - started > start_within_seconds:
+    if clock() - started > start_within_seconds:
         await db.idempotency_keys.delete_one({"_id": doc_id, "opId": op_id, "state": "running"})
         raise ServiceUnavailable("The request took too long to start and was cancelled; nothing was changed",
                                  code="operation_timeout")
