@@ -209,7 +209,7 @@ async def test_clients_connecting_during_broadcasts_get_connect_first_and_no_gap
             await sio.emit("tick", i)
             emitted.append(i)
             i += 1
-            await asyncio.sleep(0.001)  # pacing only: let the connections proceed between events
+            await asyncio.sleep(0)  # yield, so the connections proceed between events
 
     async def raw_client(http: aiohttp.ClientSession) -> tuple[RawSocket, list[str]]:
         raw = RawSocket(live.base_url, http)
