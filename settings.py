@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from typing import Literal
 
+import limits
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -132,8 +133,13 @@ class Settings(BaseSettings):
         return value.get_secret_value() if value is not None else ""
 
     def rate_limit_rules(self) -> dict[str, str]:
-        return {name.removeprefix("rate_limit_"): getattr(self, name)
-                for name in type(self).model_fields if name.startswith("rate_limit_") and name != "rate_limit_enabled"}
+        rules = {name.removeprefix("rate_limit_"): getattr(self, name)
+                 for name in type(self).model_fields if name.startswith("rate_limit_") and name != "rate_limit_enabled"}
+        # While an account is under attack (past its failure limit), one login
+        # attempt per address per that limit's period (handlers/auth.py).
+        per_account = limits.parse(rules["login_failures_per_account"])
+        rules["login_attempt_under_attack"] = f"1 per {per_account.multiples} {per_account.GRANULARITY.name}"
+        return rules
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -42,14 +42,6 @@ class RateLimiter:
         self._last_warning = 0.0
         self.enabled = enabled
         self.rules = {name: Rule(name, parse(spec), f"Too many requests ({spec})") for name, spec in rules.items()}
-        per_account = self.rules.get("login_failures_per_account")
-        if per_account is not None:
-            # While an account is under attack: one login attempt per address
-            # per the per-account limit's period (handlers/auth.py).
-            one = type(per_account.limit)(1, per_account.limit.multiples)
-            self.rules["login_attempt_under_attack"] = Rule(
-                "login_attempt_under_attack", one,
-                "Too many failed logins for this account; try again later from where you usually log in")
 
     async def hit(self, rule_name: str, key: str, *, quiet: bool = False) -> None:
         """Count one event; raise 429 (with Retry-After) if over the limit,

@@ -26,7 +26,7 @@ class RegisterHandler(BaseHandler):
         self.write_json(AuthResponse(token=token, user=profile), status)
 
 
-# Derived from RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT (see RateLimiter).
+# Derived from RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT (settings.rate_limit_rules).
 ATTEMPT_UNDER_ATTACK = "login_attempt_under_attack"
 
 
