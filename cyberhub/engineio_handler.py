@@ -7,6 +7,9 @@ What it adds:
 - a websocket from an origin that is not allowed is refused before the upgrade
   (Tornado would accept it when Origin equals Host, then engine.io refuses the
   session and the socket hangs);
+- a session that starts on the websocket runs as a DirectSocket
+  (cyberhub/direct_socket.py): its messages come in through `on_message`, its
+  end through `on_close`; everything else keeps engine.io's own path;
 - polling bodies are streamed and refused with 413 as soon as they pass
   SOCKET_MAX_BUFFER_BYTES, declared or streamed. python-engineio 4.15.1 answers
   a too-long body with `disconnect()`, which waits for a GET poll to drain the
@@ -23,7 +26,9 @@ import socketio
 import tornado.iostream
 import tornado.web
 
+from cyberhub.direct_socket import DirectSocket, can_open_directly
 from cyberhub.errors import PayloadTooLarge
+from cyberhub.fanout import FastAsyncManager
 from cyberhub.validation import declared_length
 
 
@@ -31,12 +36,44 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
     base = socketio.get_tornado_handler(sio)
     limit: int = sio.eio.max_http_buffer_size
 
+    manager = sio.manager
+
     @tornado.web.stream_request_body
     class EngineIOHandler(base):  # type: ignore[misc, valid-type]
+        eio_socket: DirectSocket | None = None  # set while a websocket-first session lives here
+
         def initialize(self, *args: Any, **kwargs: Any) -> None:
             self._chunks: list[bytes] = []
             self._received = 0
             self._refused = False
+
+        @property
+        def max_message_size(self) -> int:
+            # Tornado refuses a longer websocket message while reading it (close
+            # 1009) instead of buffering it for engine.io to refuse afterwards.
+            return limit
+
+        async def open(self, *args: Any, **kwargs: Any) -> None:
+            if isinstance(manager, FastAsyncManager) and can_open_directly(sio.eio, self):
+                # Websocket-first: no engine.io tasks or queues (cyberhub/direct_socket.py).
+                del self.receive_queue
+                await manager.open_direct(self)
+                return
+            await super().open(*args, **kwargs)
+
+        async def on_message(self, message: str | bytes) -> None:
+            sock = self.eio_socket
+            if sock is not None:
+                await sock.received(message)
+            elif hasattr(self, "receive_queue"):  # engine.io's own websocket path
+                await super().on_message(message)
+
+        def on_close(self) -> None:
+            sock = self.eio_socket
+            if sock is not None:
+                sock.transport_closed()
+            elif hasattr(self, "receive_queue"):
+                super().on_close()
 
         def get_compression_options(self) -> None:
             return None

@@ -13,6 +13,8 @@ is encoded once and framed once (an unmasked text frame: no compression,
 permessage-deflate is off in cyberhub/engineio_handler.py). Then, for each
 recipient in the same synchronous step:
 
+- a websocket-first socket (cyberhub/direct_socket.py: nothing is ever
+  queued) gets the frame written to its stream;
 - a websocket whose engine.io queue is idle (nothing queued, nothing taken
   by the writer and not yet written) gets the frame written to its Tornado
   IOStream directly (a non-blocking `send` when Tornado holds nothing unsent
@@ -33,10 +35,12 @@ sockets never stall the loop for the whole broadcast); while one is in
 progress every later event of this manager waits behind it, in emit order,
 so per socket the order of events is the order of the emits.
 
-EVERY LIBRARY INTERNAL THE FAST PATH RELIES ON IS IN THIS MODULE, checked
-against python-socketio 5.18.1, python-engineio 4.15.1 and tornado 6.6.1
-(`CHECKED_VERSIONS`; tests/test_fanout_internals.py fails if one of these
-assumptions stops holding after an upgrade):
+EVERY LIBRARY INTERNAL THE BROADCAST PATH RELIES ON IS LISTED HERE (the
+frame writing ones in cyberhub/wsframes.py, the websocket-first sessions' in
+cyberhub/direct_socket.py), checked against python-socketio 5.18.1,
+python-engineio 4.15.1 and tornado 6.6.1 (`wsframes.CHECKED_VERSIONS`;
+tests/test_fanout_internals.py fails if one of these assumptions stops
+holding after an upgrade):
 
 python-socketio
   - rooms change only through `basic_enter_room` / `basic_leave_room` /
@@ -82,18 +86,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from collections import deque
-from importlib.metadata import version
 from typing import Any
 
 import socketio
-import tornado
 import tornado.iostream
 import tornado.websocket
 from engineio import packet as eio_packet
 from engineio.async_drivers import tornado as eio_tornado
 from socketio import packet as sio_packet
+
+from cyberhub.direct_socket import DirectSocket, PingScheduler, open_direct_socket
+from cyberhub.wsframes import text_frame, write_frame
 
 log = logging.getLogger("cyberhub.fanout")
 
@@ -102,44 +106,6 @@ log = logging.getLogger("cyberhub.fanout")
 # sender's call), so a step of 500 stays around 10–25 ms and a broadcast to
 # 10,000 sockets never stalls the loop for the whole of it.
 SLICE = 500
-
-CHECKED_VERSIONS = {"python-socketio": "5.18.1", "python-engineio": "4.15.1", "tornado": "6.6.1"}
-
-
-def installed_versions() -> dict[str, str]:
-    return {name: version(name) for name in CHECKED_VERSIONS}
-
-
-def text_frame(payload: bytes) -> bytes:
-    """One unmasked, final, uncompressed websocket text frame (RFC 6455 5.2),
-    as Tornado's `WebSocketProtocol13._write_frame` builds it server-side."""
-    n = len(payload)
-    if n < 126:
-        head = struct.pack("!BB", 0x81, n)
-    elif n <= 0xFFFF:
-        head = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x81, 127, n)
-    return head + payload
-
-
-def write_frame(stream: tornado.iostream.IOStream, frame: bytes) -> None:
-    """The same bytes Tornado's `write_message` would put on this stream, in
-    order after whatever it already holds. A plain socket with nothing
-    pending gets a non-blocking send (no Future per recipient); the rest, a
-    partial send or any error go through `IOStream.write`, which buffers,
-    schedules and handles errors the Tornado way."""
-    if type(stream) is tornado.iostream.IOStream and not stream._write_buffer:
-        try:
-            sent = stream.socket.send(frame)
-        except OSError:  # would block, or broken: Tornado's write handles both
-            sent = 0
-        if sent == len(frame):
-            return
-        if sent:
-            frame = frame[sent:]
-    stream.write(frame)
-
 
 class Delivery:
     """One event on its way: the bytes, who gets them, how far it has got."""
@@ -161,7 +127,9 @@ class FastAsyncManager(socketio.AsyncManager):
         super().__init__(*args, **kwargs)
         self.websockets: dict[str, tornado.websocket.WebSocketHandler] = {}  # eio sid -> handler
         self._jobs: deque[Delivery] = deque()  # broadcasts being delivered, in emit order
-        self._rooms_of: dict[tuple[str, str], set] = {}  # (namespace, sid) -> rooms, None included
+        # (namespace, sid) -> its rooms, None included: a list, as a socket is in
+        # two or three rooms (a 3-item set costs ~200 bytes more per socket)
+        self._rooms_of: dict[tuple[str, str], list] = {}
         self._worker: asyncio.Task | None = None
         self.fast_deliveries = 0
         self.queued_deliveries = 0
@@ -169,6 +137,7 @@ class FastAsyncManager(socketio.AsyncManager):
     def set_server(self, server: socketio.AsyncServer) -> None:
         super().set_server(server)
         eio = server.eio
+        self.pings = PingScheduler(eio.ping_interval)
         websockets = self.websockets
 
         class TrackedWebSocket(eio_tornado.WebSocket):  # type: ignore[misc]
@@ -210,19 +179,25 @@ class FastAsyncManager(socketio.AsyncManager):
         # A copy: the driver's dict is module-level, shared by every server.
         eio._async = {**eio._async, "websocket": TrackedWebSocket}
 
+    async def open_direct(self, handler: tornado.websocket.WebSocketHandler) -> DirectSocket | None:
+        """A websocket-first engine.io session on `handler` (see DirectSocket)."""
+        return await open_direct_socket(self.server.eio, handler, self.pings)
+
     # Rooms per socket. BaseManager finds a leaving socket's rooms by scanning
     # every room (each socket has its own), so 10,000 sockets disconnecting
     # cost 10,000 × 10,000 steps — seconds of a stalled loop. Same behaviour,
     # one lookup.
     def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
-        self._rooms_of.setdefault((namespace, sid), set()).add(room)
+        rooms = self._rooms_of.setdefault((namespace, sid), [])
+        if room not in rooms:
+            rooms.append(room)
 
     def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
         super().basic_leave_room(sid, namespace, room)
         rooms = self._rooms_of.get((namespace, sid))
-        if rooms is not None:
-            rooms.discard(room)
+        if rooms is not None and room in rooms:
+            rooms.remove(room)
             if not rooms:
                 del self._rooms_of[(namespace, sid)]
 
@@ -294,6 +269,14 @@ class FastAsyncManager(socketio.AsyncManager):
             sock = sockets.get(eio_sid)
             if sock is None or sock.closing or sock.closed:
                 continue  # gone since the job was prepared
+            if type(sock) is DirectSocket:  # nothing queued, ever: write now
+                if frame is not None:
+                    sock.write_frame(frame)
+                else:
+                    for p in eio_pkts:
+                        sock.write(p)
+                fast += 1
+                continue
             if frame is not None and sock.upgraded and not sock.upgrading \
                     and sock.queue._unfinished_tasks == 0:
                 handler = websockets.get(eio_sid)

@@ -156,6 +156,7 @@ class Server:
         # After the requests, so that the events they emit still reach everyone.
         await self._close_sockets()
         await self.services.sio.shutdown()
+        self.services.sio.manager.pings.close()  # the websocket-first sockets' ping timer
         self.services.notifier.close()
         await self.loop_lag.stop()
         self.gc_timer.uninstall()

@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 from engineio import packet as eio_packet
 
+from cyberhub import direct_socket
 from tests.support.client import WAIT, Recorder, connect_socket, eventually
 from tests.support.process import start_redis
 
@@ -103,12 +104,20 @@ async def test_idle_websocket_events_take_the_fast_path_in_order(live):
 
 
 async def test_websocket_with_packets_still_queued_keeps_order(live):
-    """A packet is on the socket's engine.io queue, not yet written: events
-    emitted now go behind it on the queue, never ahead of it on the wire."""
-    client, rec = await connect_socket(live.base_url)
+    """A socket upgraded from polling runs on engine.io's queue and writer. A
+    packet is on its queue, not yet written: events emitted now go behind it
+    on the queue, never ahead of it on the wire."""
+    client, rec = await connect_socket(live.base_url, transports=["polling", "websocket"])
     try:
         sio = live.services.sio
         (eio_sid,) = sio.eio.sockets
+
+        async def upgraded() -> bool:
+            sock = sio.eio.sockets[eio_sid]
+            return sock.upgraded and sock.queue._unfinished_tasks == 0
+
+        await eventually(upgraded)
+        assert type(sio.eio.sockets[eio_sid]) is not direct_socket.DirectSocket
         fast, queued = counts(live)
         # Queued by engine.io itself (as it queues CONNECT, acks, pings); its
         # writer cannot run before the emits below, which do not yield.

@@ -19,7 +19,7 @@ from engineio import async_socket
 from engineio.async_drivers import tornado as eio_tornado
 from socketio import async_pubsub_manager, base_manager
 
-from cyberhub import fanout
+from cyberhub import fanout, wsframes
 
 
 def source(obj: object) -> str:
@@ -32,7 +32,7 @@ def flat(fragment: str) -> str:
 
 
 def test_installed_versions_are_the_checked_ones():
-    assert fanout.installed_versions() == fanout.CHECKED_VERSIONS
+    assert wsframes.installed_versions() == wsframes.CHECKED_VERSIONS
 
 
 async def test_text_frame_is_what_tornado_writes_for_a_server_message():
@@ -54,7 +54,7 @@ async def test_text_frame_is_what_tornado_writes_for_a_server_message():
         message = "x" * size
         written.clear()
         proto.write_message(message)
-        assert written == [fanout.text_frame(message.encode())], size
+        assert written == [wsframes.text_frame(message.encode())], size
 
 
 def test_engineio_websocket_wrapper_and_upgrade_contract():
