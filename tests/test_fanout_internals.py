@@ -13,13 +13,15 @@ import inspect
 import engineio
 import pytest
 import socketio
+import tornado.httputil
 import tornado.iostream
+import tornado.web
 import tornado.websocket
 from engineio import async_socket
 from engineio.async_drivers import tornado as eio_tornado
 from socketio import async_pubsub_manager, base_manager
 
-from cyberhub import fanout, wsframes
+from cyberhub import direct_socket, fanout, wsframes
 
 
 def source(obj: object) -> str:
@@ -171,3 +173,100 @@ async def test_rooms_index_behaves_as_the_base_manager(rooms):
         return seen
 
     assert await run(fanout.FastAsyncManager()) == await run(socketio.AsyncManager())
+
+
+# -- cyberhub/direct_socket.py: websocket-first sessions ------------------------------
+
+
+def test_engineio_connect_is_what_open_direct_socket_does():
+    connect = source(engineio.AsyncServer._handle_connect)
+    for fragment in (
+        "if self.start_service_task:", "self.start_service_task = False",
+        "self.service_task_handle = self.start_background_task( self._service_task)",
+        "sid = self.generate_id()", "self.sockets[sid] = s",
+        "'sid': sid,", "'upgrades': self._upgrades(sid, transport),",
+        "'pingTimeout': int(self.ping_timeout * 1000),",
+        "'pingInterval': int( self.ping_interval + self.ping_interval_grace_period) * 1000,",
+        "'maxPayload': self.max_http_buffer_size,",
+        "ret = await self._trigger_event('connect', sid, environ, run_async=False)",
+        "if ret is not None and ret is not True:", "s.schedule_ping()",
+    ):
+        assert flat(fragment) in connect, fragment
+    # a websocket-first session is offered no upgrade
+    server = engineio.AsyncServer(async_mode="tornado")
+    server.sockets["sid"] = async_socket.AsyncSocket(server, "sid")
+    assert server._upgrades("sid", "websocket") == [] and server._upgrades("sid", "polling") == ["websocket"]
+    request = source(engineio.AsyncServer.handle_request)
+    assert "if sid is None and query.get('EIO') != ['4']:" in request
+    assert "if transport not in self.transports:" in request
+    assert "or transport == upgrade_header == 'websocket':" in request
+
+
+def test_engineio_socket_receive_ping_and_close_contract():
+    receive = source(async_socket.AsyncSocket.receive)
+    assert "if pkt.packet_type == packet.PONG: self.schedule_ping()" in receive
+    assert flat("await self.close(wait=False, abort=True, reason=self.server.reason.CLIENT_DISCONNECT)") in receive
+    timeout = source(async_socket.AsyncSocket.check_ping_timeout)
+    assert "raise exceptions.SocketIsClosedError()" in timeout
+    assert flat("await self.close(wait=False, abort=False, reason=self.server.reason.PING_TIMEOUT)") in timeout
+    close = source(async_socket.AsyncSocket.close)
+    for fragment in ("self.closing = True", "await self.server._trigger_event( 'disconnect', self.sid,",
+                     "if not abort: await self.send(packet.Packet(packet.CLOSE))", "self.closed = True"):
+        assert flat(fragment) in close, fragment
+    ping = source(async_socket.AsyncSocket.schedule_ping)
+    assert "if self.last_ping:" in ping and "self.last_ping = None" in ping
+    send_ping = source(async_socket.AsyncSocket._send_ping)
+    assert "await asyncio.sleep(self.server.ping_interval)" in send_ping
+    assert "self.last_ping = time.time()" in send_ping
+    # the service task closes sockets whose pong is late, through check_ping_timeout
+    assert "await s.check_ping_timeout()" in source(engineio.AsyncServer._service_task)
+    # DirectSocket sets every attribute BaseSocket.__init__ sets, except the queue
+    server = engineio.AsyncServer(async_mode="tornado")
+    stock = set(vars(async_socket.AsyncSocket(server, "a")))
+    direct = set(vars(direct_socket.DirectSocket(server, "b", None, direct_socket.PingScheduler(1.0))))
+    assert stock - {"queue"} <= direct and "queue" in stock
+
+
+def test_engineio_tornado_handler_queue_is_only_its_websocket_reader():
+    handler = eio_tornado.get_tornado_handler(engineio.AsyncServer(async_mode="tornado"))
+    assert "self.receive_queue = asyncio.Queue()" in source(handler.__init__)
+    assert "await self.receive_queue.put(message)" in source(handler.on_message)
+    assert "return await self.receive_queue.get()" in source(handler.get_next_message)
+    assert "self.receive_queue.put_nowait(None)" in source(handler.on_close)
+    assert "asyncio.ensure_future(engineio_server.handle_request(self))" in source(handler.open)
+
+
+class _Request:
+    """The attributes of a Tornado HTTPServerRequest translate_request reads."""
+
+    def __init__(self, uri: str, headers: dict[str, str]) -> None:
+        self.method, self.version, self.body = "GET", "HTTP/1.1", b""
+        self.path, _, self.query = uri.partition("?")
+        self.headers = tornado.httputil.HTTPHeaders(headers)
+
+
+@pytest.mark.parametrize("uri", ["/socket.io/?EIO=4&transport=websocket", "/socket.io/", "//x/socket.io/?a=b"])
+def test_websocket_environ_is_engineios_translate_request(uri):
+    class Handler:
+        request = _Request(uri, {"Host": "h", "Upgrade": "websocket", "Content-Type": "text/plain",
+                                 "Content-Length": "0", "X-Forwarded-Proto": "https", "Sec-WebSocket-Key": "k"})
+
+    handler = Handler()
+    stock = eio_tornado.translate_request(handler)
+    assert type(stock.pop("wsgi.input")).__name__ == "AwaitablePayload"
+    assert direct_socket.websocket_environ(handler) == stock
+
+
+def test_tornado_reads_the_request_only_before_open_and_awaits_on_message():
+    accept = source(tornado.websocket.WebSocketProtocol13._accept_connection)
+    opened = accept.index("open_result = handler.open(")
+    assert accept.rfind("handler.request.headers", 0, opened) > 0
+    assert "request" not in accept[opened:]
+    loop = source(tornado.websocket.WebSocketProtocol13._receive_frame)
+    assert "handled_future = self._handle_message(opcode, data)" in loop and "await handled_future" in loop
+    assert "return self._run_callback(self.handler.on_message, decoded)" in \
+        source(tornado.websocket.WebSocketProtocol13._handle_message)
+    assert "self.ui = None" in source(tornado.web.RequestHandler._break_cycles)
+    assert "self._headers = httputil.HTTPHeaders(" in source(tornado.web.RequestHandler.clear)
+    assert tornado.websocket.WebSocketProtocol13(
+        type("H", (), {})(), mask_outgoing=False, params=tornado.websocket._WebSocketParams())._compressor is None

@@ -1,0 +1,196 @@
+"""Websocket-first engine.io sessions (cyberhub/direct_socket.py) through a
+real server: the handshake, pings and pongs from the one ping timer, ping
+timeouts, the ways a socket ends, and that nothing of engine.io's per-socket
+machinery is made for them. Ordering and no-loss of events are in
+tests/test_fanout.py (its websocket clients are websocket-first).
+
+The raw client here speaks engine.io v4 / Socket.IO v5 over aiohttp, so the
+test sees every packet, including the pings a real client answers silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import pytest
+import socketio
+
+from cyberhub.direct_socket import DirectSocket
+from tests.support.client import WAIT, connect_socket, eventually
+
+
+async def open_raw(live, http: aiohttp.ClientSession, query: str = "EIO=4&transport=websocket"
+                   ) -> tuple[aiohttp.ClientWebSocketResponse, dict]:
+    ws = await http.ws_connect(f"{live.base_url.replace('http://', 'ws://')}/socket.io/?{query}")
+    first = await asyncio.wait_for(ws.receive_str(), WAIT)
+    assert first.startswith("0"), first  # engine.io OPEN
+    return ws, json.loads(first[1:])
+
+
+async def next_message(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
+    return await asyncio.wait_for(ws.receive(), WAIT)
+
+
+async def test_a_websocket_first_session_has_no_queue_task_or_upgrade(live):
+    sio = live.services.sio
+    async with aiohttp.ClientSession() as http:
+        ws, handshake = await open_raw(live, http)
+        await ws.send_str("40")
+        assert (await next_message(ws)).data.startswith("40{")  # Socket.IO CONNECT
+        sock = sio.eio.sockets[handshake["sid"]]
+        assert type(sock) is DirectSocket and sock.queue is None and sock.connected
+        # the handshake says what engine.io would say for this server
+        assert handshake == {"sid": handshake["sid"], "upgrades": [], "pingTimeout": 2000, "pingInterval": 1000,
+                             "maxPayload": live.services.settings.socket_max_buffer_bytes}
+        # no engine.io writer, reader, wait or ping task (engine.io's one service task is not per socket)
+        per_socket = {"AsyncSocket._websocket_handler", "AsyncSocket._send_ping", "AsyncSocket.poll",
+                      "AsyncServer._handle_connect", "AsyncServer.handle_request"}
+        running = {task.get_coro().__qualname__ for task in asyncio.all_tasks()}
+        assert "AsyncServer._service_task" in running and not running & per_socket, running
+        await ws.close()
+
+
+async def test_pings_come_from_the_one_timer_and_each_pong_schedules_the_next(live):
+    async with aiohttp.ClientSession() as http:
+        ws, handshake = await open_raw(live, http)
+        await ws.send_str("40")
+        assert (await next_message(ws)).data.startswith("40{")
+        sock = live.services.sio.eio.sockets[handshake["sid"]]
+        for _ in range(3):
+            assert (await next_message(ws)).data == "2"  # PING
+            assert sock.last_ping is not None  # awaiting this pong
+            await ws.send_str("3")  # PONG
+        assert not sock.closed
+        await ws.close()
+
+
+async def test_a_client_that_stops_answering_pings_is_closed(live):
+    sio = live.services.sio
+    async with aiohttp.ClientSession() as http:
+        ws, handshake = await open_raw(live, http)
+        await ws.send_str("40")
+        assert (await next_message(ws)).data.startswith("40{")
+        assert (await next_message(ws)).data == "2"  # PING, left unanswered
+        # engine.io's service task notices: CLOSE packet, then the websocket closes
+        messages = []
+        while (msg := await next_message(ws)).type == aiohttp.WSMsgType.TEXT:
+            messages.append(msg.data)
+        assert messages == ["1"]
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert handshake["sid"] not in sio.eio.sockets
+
+
+async def test_a_client_closing_its_websocket_is_disconnected_and_forgotten(live):
+    sio = live.services.sio
+    client, _ = await connect_socket(live.base_url)
+    (eio_sid,) = sio.eio.sockets
+    sock = sio.eio.sockets[eio_sid]
+    assert type(sock) is DirectSocket
+    handler = sock.handler
+    await client.disconnect()
+
+    async def forgotten() -> bool:
+        return eio_sid not in sio.eio.sockets and not sio.manager.rooms.get("/", {}).get(None)
+
+    await eventually(forgotten)
+    assert sock.closed and sock.handler is None and handler.eio_socket is None
+
+
+async def test_a_message_over_the_limit_closes_only_that_socket(live):
+    limit = live.services.settings.socket_max_buffer_bytes
+    watcher, on_watcher = await connect_socket(live.base_url)
+    try:
+        async with aiohttp.ClientSession() as http:
+            ws, handshake = await open_raw(live, http)
+            await ws.send_str("40")
+            assert (await next_message(ws)).data.startswith("40{")
+            await ws.send_str("4" + "2" + json.dumps(["x", "a" * limit]))
+            while (msg := await next_message(ws)).type == aiohttp.WSMsgType.TEXT:
+                pass
+            assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert ws.close_code == 1009  # message too big
+
+            async def forgotten() -> bool:
+                return handshake["sid"] not in live.services.sio.eio.sockets
+
+            await eventually(forgotten)
+        await live.services.sio.emit("still-here")
+        await on_watcher.wait_for("still-here")
+    finally:
+        await watcher.disconnect()
+
+
+async def test_an_undecodable_packet_closes_the_socket(live):
+    async with aiohttp.ClientSession() as http:
+        ws, handshake = await open_raw(live, http)
+        await ws.send_str("x-not-an-engine.io-packet")
+        while (msg := await next_message(ws)).type == aiohttp.WSMsgType.TEXT:
+            pass
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+
+        async def forgotten() -> bool:
+            return handshake["sid"] not in live.services.sio.eio.sockets
+
+        await eventually(forgotten)
+
+
+async def test_a_server_disconnect_reaches_the_client(live):
+    """sio.disconnect (what a suspension does): the client gets the Socket.IO
+    DISCONNECT; an engine.io disconnect (shutdown): CLOSE, then the close."""
+    sio = live.services.sio
+    async with aiohttp.ClientSession() as http:
+        ws, handshake = await open_raw(live, http)
+        await ws.send_str("40")
+        connected = (await next_message(ws)).data
+        sid = json.loads(connected[2:])["sid"]
+        await sio.disconnect(sid)
+        assert (await next_message(ws)).data == "41"
+        await sio.eio.disconnect(handshake["sid"])
+        assert (await next_message(ws)).data == "1"
+        assert (await next_message(ws)).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert handshake["sid"] not in sio.eio.sockets
+
+
+async def test_a_connection_refused_by_engineio_is_closed(live):
+    """engine.io's connect handler refusing (python-socketio never does; an
+    application on engine.io directly can): the websocket is closed, nothing kept."""
+    eio = live.services.sio.eio
+    accepted = eio.handlers["connect"]
+    eio.handlers["connect"] = lambda sid, environ: False
+    try:
+        async with aiohttp.ClientSession() as http:
+            ws, handshake = await open_raw(live, http)
+            assert (await next_message(ws)).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert handshake["sid"] not in eio.sockets
+    finally:
+        eio.handlers["connect"] = accepted
+    client, _ = await connect_socket(live.base_url)  # the next one is accepted again
+    await client.disconnect()
+
+
+@pytest.mark.parametrize("transports", [["polling", "websocket"], ["polling"]])
+async def test_sessions_that_start_on_polling_keep_engineio_sockets(live, transports):
+    client, _ = await connect_socket(live.base_url, transports=transports)
+    try:
+        (sock,) = live.services.sio.eio.sockets.values()
+        assert type(sock) is not DirectSocket and sock.queue is not None
+    finally:
+        await client.disconnect()
+
+
+async def test_the_environ_handed_to_the_application_is_engineios(live):
+    """What a connect handler receives (and sio.get_environ returns): the
+    WSGI-style environ engine.io's Tornado driver makes, with the request's
+    headers and the Tornado handler."""
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(live.base_url, transports=["websocket"], headers={"X-Probe": "yes"}, wait_timeout=WAIT)
+    try:
+        environ = live.services.sio.get_environ(client.get_sid())
+        assert environ["REQUEST_METHOD"] == "GET" and environ["PATH_INFO"] == "/socket.io/"
+        assert "transport=websocket" in environ["QUERY_STRING"] and environ["HTTP_X_PROBE"] == "yes"
+        assert environ["HTTP_UPGRADE"].lower() == "websocket" and "wsgi.input" not in environ
+        assert environ["tornado.handler"].request.remote_ip == "127.0.0.1"
+    finally:
+        await client.disconnect()
