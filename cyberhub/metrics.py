@@ -20,7 +20,7 @@ def event_family(event: str) -> str:
 
 # Event-loop stalls and GC pauses: what the operator needs to see is whether
 # anything approaches 50 ms, and how bad the worst ones are.
-PAUSE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+PAUSE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
 class Metrics:
@@ -49,7 +49,8 @@ class Metrics:
         self.live_feed_skipped = Counter("cyberhub_live_feed_skipped_total",
                                          "drop:new broadcasts skipped by LIVE_FEED_MAX_PER_SECOND", registry=r)
         self.loop_lag = Histogram("cyberhub_event_loop_lag_seconds",
-                                  "How late the event loop ran a 100 ms timer", registry=r, buckets=PAUSE_BUCKETS)
+                                  "How late the event loop ran a 10 ms timer (a stall of S s: at least S - 0.01 s)",
+                                  registry=r, buckets=PAUSE_BUCKETS)
         self.gc_pause = Histogram("cyberhub_gc_pause_seconds", "Garbage collection pauses", ["generation"],
                                   registry=r, buckets=PAUSE_BUCKETS)
         if socket_deliveries is not None:
