@@ -35,9 +35,18 @@ python-engineio
     request has passed by then (EIO=4, allowed transport, origin — the origin
     in cyberhub/engineio_handler.py);
   - `AsyncSocket`: `receive` (PONG → `schedule_ping`, CLOSE → `close`),
-    `check_ping_timeout` (→ `close(wait=False, abort=False)`), `close`'s
-    effects, the attributes `BaseSocket.__init__` sets; the reader's handling
-    of an undecodable or too-long packet (close the socket);
+    `check_ping_timeout` (→ `close(wait=False, abort=False)`), `send`
+    (ping-timeout check, then queue), `close`'s effects, the attributes
+    `BaseSocket.__init__` sets. (A deliberate difference: engine.io's reader
+    decodes a packet outside its error handling, so an undecodable one ends
+    its reader task and the session lingers until its ping times out; a
+    DirectSocket closes at once, as for a too-long one.)
+  - `AsyncServer`: `send_packet` → `socket.send(pkt)`; `disconnect` →
+    `socket.close(reason=…)`; `_get_socket` forgets closed sockets; and
+    `handle_request` refuses any polling GET/POST or upgrade carrying the sid
+    of an `upgraded` socket — so nothing ever reaches a DirectSocket's
+    (absent) queue, `poll` or `handle_get_request`. `Packet.encode()` gives
+    `str` for text packets and `bytes` for binary ones;
   - the Tornado driver: `translate_request`'s environ (`websocket_environ` makes
     the same, without the per-request `wsgi.input` class); the handler's
     `receive_queue` made in `__init__` and used only by `on_message` /
@@ -47,13 +56,20 @@ tornado
     `_compressor`; `on_message` awaited per message; after `open()` the
     request's headers and arguments are read by nothing (`_accept_connection`
     reads them before `open()`); `RequestHandler.ui` is only for templates
-    (`_break_cycles` sets it to None).
+    (`_break_cycles` sets it to None), and `RequestHandler._headers` holds
+    only the response headers (set by `clear()`, written by `flush()`);
+    `WebSocketProtocol13.is_closing()` is true once the stream is closed.
+python-socketio
+  - the Socket.IO CONNECT is sent before `manager.connect` takes the socket
+    out of `pending_connect`, so the fan-out (which skips pending sockets)
+    never writes an event ahead of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 import time
 from collections import deque
@@ -69,6 +85,8 @@ from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
 from cyberhub.wsframes import text_frame, write_frame
+
+log = logging.getLogger("cyberhub.direct_socket")
 
 PING_FRAME = text_frame(eio_packet.Packet(eio_packet.PING).encode().encode())
 
@@ -170,7 +188,9 @@ class DirectSocket(async_socket.AsyncSocket):
             return
         handler = self.handler
         if handler is not None and handler.ws_connection is not None and not handler.ws_connection.is_closing():
-            handler.write_message(encoded, binary=True)
+            written = handler.write_message(encoded, binary=True)
+            # a stream closed before this is flushed fails the future: read it, nobody awaits it
+            written.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def send(self, pkt: eio_packet.Packet) -> None:
         """AsyncSocket.send, written now instead of queued."""
@@ -233,8 +253,10 @@ class DirectSocket(async_socket.AsyncSocket):
                 self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE))
             _closing_tasks.add(task)
             task.add_done_callback(_closing_tasks.discard)
-        else:
+        elif self.closed:
             self.release()
+        # else: close() is running (its disconnect handlers may still use the
+        # session); its `finally` releases the socket
 
     def release(self) -> None:
         """Forget the session and close the websocket; drop the references that
@@ -274,9 +296,15 @@ class PingScheduler:
         loop = asyncio.get_running_loop()
         now = loop.time()
         due = self._due
-        while due and due[0][0] <= now + self.GRANULARITY:
-            due.popleft()[1].ping()
-        self._timer = loop.call_at(max(due[0][0], now + self.GRANULARITY), self._fire) if due else None
+        try:
+            while due and due[0][0] <= now + self.GRANULARITY:
+                sock = due.popleft()[1]
+                try:
+                    sock.ping()
+                except Exception:  # one socket's failure must not stop everyone's pings
+                    log.exception("Ping to %s failed", sock.sid)
+        finally:
+            self._timer = loop.call_at(max(due[0][0], now + self.GRANULARITY), self._fire) if due else None
 
     def close(self) -> None:
         if self._timer is not None:

@@ -93,8 +93,11 @@ class GcTimer:
 
     def maybe_freeze(self) -> None:
         """Called from the event loop (never from inside the collector)."""
-        if self.freeze_pending:  # stays set during the collection below: it must not ask again
+        if self.freeze_pending:  # stays set during the collections below: they must not ask again
             self.freezes += 1
+            # Young garbage first (cheap): cyclic garbage frozen with the rest
+            # would never be collected.
+            gc.collect(1)
             gc.freeze()
             # A full collection now walks only the young generations (everything
             # older is frozen): a few ms. It also resets CPython's count of

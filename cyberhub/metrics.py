@@ -3,6 +3,7 @@ servers in one process (tests) never share counters. Scraped at GET /metrics."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -53,6 +54,11 @@ class Metrics:
                                   registry=r, buckets=PAUSE_BUCKETS)
         self.gc_pause = Histogram("cyberhub_gc_pause_seconds", "Garbage collection pauses", ["generation"],
                                   registry=r, buckets=PAUSE_BUCKETS)
+        # What gc.freeze() has moved out of the collector's reach (cyberhub/loopmonitor.py): it
+        # follows the connected sockets; steady growth with a steady socket count would be a leak.
+        self.gc_frozen = Gauge("cyberhub_gc_frozen_objects", "Objects frozen out of garbage collection",
+                               registry=r)
+        self.gc_frozen.set_function(gc.get_freeze_count)
         if socket_deliveries is not None:
             r.register(_DeliveryCollector(socket_deliveries))
 

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 import socketio
 
-from cyberhub.direct_socket import DirectSocket
+from cyberhub.direct_socket import DirectSocket, PingScheduler
 from tests.support.client import WAIT, connect_socket, eventually
 
 
@@ -194,3 +194,35 @@ async def test_the_environ_handed_to_the_application_is_engineios(live):
         assert environ["tornado.handler"].request.remote_ip == "127.0.0.1"
     finally:
         await client.disconnect()
+
+
+async def test_one_failing_ping_does_not_stop_the_others():
+    """The one ping timer goes on when a socket's ping raises: the other
+    sockets due in the same step and later ones are still pinged."""
+    pinged: list[str] = []
+    first_round = asyncio.get_running_loop().create_future()
+    done = asyncio.get_running_loop().create_future()
+
+    class Sock:
+        def __init__(self, sid: str, fail: bool = False) -> None:
+            self.sid, self.fail = sid, fail
+
+        def ping(self) -> None:
+            pinged.append(self.sid)
+            if self.fail:
+                raise RuntimeError("broken socket")
+            if self.sid == "b":
+                first_round.set_result(None)
+            if self.sid == "late":
+                done.set_result(None)
+
+    pings = PingScheduler(0.0)
+    try:
+        for sock in (Sock("a"), Sock("bad", fail=True), Sock("b")):
+            pings.schedule(sock)
+        await asyncio.wait_for(first_round, WAIT)  # all three were due in the same step
+        pings.schedule(Sock("late"))  # needs the timer re-armed after that step
+        await asyncio.wait_for(done, WAIT)
+        assert pinged == ["a", "bad", "b", "late"]
+    finally:
+        pings.close()

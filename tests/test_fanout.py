@@ -326,5 +326,6 @@ async def test_metrics_export_loop_lag_gc_pauses_and_delivery_paths(live):
         assert re.search(r'^cyberhub_socket_deliveries_total\{path="fast"\} [1-9]', text, re.M)
         assert re.search(r'^cyberhub_socket_deliveries_total\{path="queued"\} ', text, re.M)
         assert "cyberhub_live_feed_skipped_total 0.0" in text
+        assert re.search(r"^cyberhub_gc_frozen_objects [1-9]", text, re.M)  # start-up froze the modules
     finally:
         await client.disconnect()

@@ -11,6 +11,7 @@ import asyncio
 import inspect
 
 import engineio
+import engineio.base_server
 import pytest
 import socketio
 import tornado.httputil
@@ -18,6 +19,7 @@ import tornado.iostream
 import tornado.web
 import tornado.websocket
 from engineio import async_socket
+from engineio import packet as eio_packet
 from engineio.async_drivers import tornado as eio_tornado
 from socketio import async_pubsub_manager, base_manager
 
@@ -270,3 +272,32 @@ def test_tornado_reads_the_request_only_before_open_and_awaits_on_message():
     assert "self._headers = httputil.HTTPHeaders(" in source(tornado.web.RequestHandler.clear)
     assert tornado.websocket.WebSocketProtocol13(
         type("H", (), {})(), mask_outgoing=False, params=tornado.websocket._WebSocketParams())._compressor is None
+
+
+def test_engineio_never_hands_a_direct_sockets_traffic_to_its_queue():
+    """Polling GETs/POSTs and upgrades naming an upgraded socket's sid are refused,
+    so a DirectSocket's queue, poll() and handle_get_request() are never reached;
+    every send goes through socket.send, every server close through socket.close."""
+    request = source(engineio.AsyncServer.handle_request)
+    get_part, post_part = request.split("elif method == 'POST':")
+    assert "elif socket.upgraded:" in get_part and "r = self._bad_request('Unexpected HTTP request')" in get_part
+    assert "elif not socket.upgraded: try: await socket.handle_post_request(environ)" in post_part
+    assert "await socket.send(pkt)" in source(engineio.AsyncServer.send_packet)
+    assert "await socket.close(reason=self.reason.SERVER_DISCONNECT)" in source(engineio.AsyncServer.disconnect)
+    assert "if s.closed: del self.sockets[sid]" in flat(source(engineio.base_server.BaseServer._get_socket))
+    send = source(async_socket.AsyncSocket.send)
+    assert send.index("await self.check_ping_timeout()") < send.index("await self.queue.put(pkt)")
+    assert isinstance(eio_packet.Packet(eio_packet.MESSAGE, "x").encode(), str)
+    assert eio_packet.Packet(eio_packet.MESSAGE, b"x").encode() == b"x"
+
+
+def test_socketio_sends_connect_before_the_socket_stops_being_pending():
+    handle = source(socketio.AsyncServer._handle_connect)
+    sent = handle.index(flat("await self._send_packet(eio_sid, self.packet_class( packet.CONNECT, {'sid': sid}"))
+    assert sent < handle.index("await self.manager.connect(sid, namespace)", sent)
+    assert "self.pending_connect[namespace].remove(sid)" in flat(source(base_manager.BaseManager.connect))
+
+
+def test_tornado_is_closing_covers_a_closed_stream():
+    assert "return self.stream.closed() or self.client_terminated or self.server_terminated" in \
+        source(tornado.websocket.WebSocketProtocol13.is_closing)
