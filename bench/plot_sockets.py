@@ -6,6 +6,7 @@ from the JSON files bench/socket_bench.py writes (mixed runs).
 
 Each file's runs are labelled "<target>" (cyberhub, node), prefixed by the
 matching --label-prefix when given (one per file) so before/after can share a plot.
+The Node reference is taken from the first file only (each run measures it again).
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ def main() -> None:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
         for run in data["runs"]:
-            if run["kind"] != "mixed":
+            if run["kind"] != "mixed" or (run["target"] == "node" and i > 0):
                 continue
             target = "Node reference" if run["target"] == "node" else f"CyberHub {prefix}".strip()
             series[target].append((run["clients"], run["rate"], run["mixed"]))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
-    styles = {"Node reference": "tab:green", "CyberHub after": "tab:blue", "CyberHub before": "tab:red"}
+    styles = {"Node reference": "tab:green", "CyberHub after": "tab:blue", "CyberHub before": "tab:red",
+              "CyberHub start of session": "tab:orange"}
     for name, points in sorted(series.items()):
         points.sort(key=lambda x: (x[1], x[0]))
         color = styles.get(name)

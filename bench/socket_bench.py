@@ -170,11 +170,21 @@ def stalls(values: dict[str, float]) -> dict:
             if b > prev:
                 worst = max(worst, float(le))
             prev = b
+    lag_worst = 0.0
+    prev = 0.0
+    for le in ("0.001", "0.0025", "0.005", "0.01", "0.02", "0.04", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "+Inf"):
+        b = values.get(f'cyberhub_event_loop_lag_seconds_bucket{{le="{le}"}}', 0)
+        if b > prev:
+            lag_worst = float(le)
+        prev = b
     gc_by_gen = {gen: values.get(f'cyberhub_gc_pause_seconds_count{{generation="{gen}"}}', 0) for gen in "012"}
+    gc_over_by_gen = {
+        gen: gc_by_gen[gen] - values.get(f'cyberhub_gc_pause_seconds_bucket{{generation="{gen}",le="0.05"}}', 0)
+        for gen in "012"}
     return {"gcByGeneration": gc_by_gen, "lagSamples": lag_total, "lagOver50ms": lag_total - lag_le_50,
-            "lagOver40ms": None if lag_le_40 is None else lag_total - lag_le_40,
+            "lagOver40ms": None if lag_le_40 is None else lag_total - lag_le_40, "lagWorstBucketS": lag_worst,
             "gcPauses": gc_count,
-            "gcOver50ms": gc_over, "gcWorstBucketS": worst,
+            "gcOver50ms": gc_over, "gcOver50msByGeneration": gc_over_by_gen, "gcWorstBucketS": worst,
             "fastDeliveries": values.get('cyberhub_socket_deliveries_total{path="fast"}', 0),
             "queuedDeliveries": values.get('cyberhub_socket_deliveries_total{path="queued"}', 0)}
 

@@ -105,8 +105,8 @@ log = logging.getLogger("cyberhub.fanout")
 # ~10–50 µs here (the kernel does the receiving side's TCP work in the
 # sender's call), so a step of 250 stays around 3–12 ms and a broadcast to
 # 10,000 sockets never stalls the loop for long. Measured at 10,000 viewers
-# (bench/README.md): steps of 500 still let a few lag samples pass 40 ms
-# under full load, steps of 250 none, at the same broadcast time.
+# under full load (bench/README.md): steps of 500 let 6–8 lag samples a run
+# pass 40 ms, steps of 250 0–2, at the same broadcast time.
 SLICE = 250
 
 class Delivery:
