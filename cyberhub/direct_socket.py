@@ -1,8 +1,9 @@
 """Websocket-first engine.io sessions without per-socket tasks, queues or timers.
 
 A client that asks for websocket from the start (socket.io-client with
-`transports: ['websocket']`, the frontend's setting and most real clients')
-opens its engine.io session straight on the websocket: there is no polling
+`transports: ['websocket']` or `['websocket', 'polling']`; its default
+starts on polling and upgrades, and keeps engine.io's path) opens its
+engine.io session straight on the websocket: there is no polling
 phase and no upgrade. python-engineio 4.15 still gives every such socket a
 writer task, a reader task that runs `asyncio.wait_for` on every message, a
 sleeping ping task and two `asyncio.Queue`s — ~12 KiB and ~100 GC-tracked

@@ -1,5 +1,6 @@
-// The three ways the frontend's socket can be carried: websocket only, polling
-// only, and polling upgraded to websocket. Over each, the socket must receive
+// The ways the frontend's socket can be carried: websocket only, websocket with a
+// polling fallback, polling only, and polling upgraded to websocket (socket.io-client's
+// default). Over each, the socket must receive
 // the public `cases:updated` and its own user's `balance:updated:<id>`.
 
 import assert from "node:assert/strict";
@@ -45,4 +46,22 @@ test("a socket that starts on polling upgrades to websocket and keeps receiving"
   assert.equal(socket.io.engine.transport.name, "websocket");
   assert.ok(socket.connected);
   await receivesPublicAndOwnEvents(socket, recorder, user);
+});
+
+test("with websocket first and polling as fallback (the setting for a large audience) it opens on websocket", async (t) => {
+  const { token, user } = await register("wsfb");
+  const { socket, recorder } = socketFor(token, ["websocket", "polling"]);
+  t.after(() => socket.disconnect());
+  const engine = socket.io.engine;
+  let firstTransport = null;
+  let upgrades = 0;
+  socket.io.once("open", () => {
+    firstTransport = engine.transport.name;
+  });
+  engine.on("upgrade", () => upgrades++);
+  await connected(socket);
+  assert.equal(firstTransport, "websocket", "no polling phase");
+  await receivesPublicAndOwnEvents(socket, recorder, user);
+  assert.equal(engine.transport.name, "websocket");
+  assert.equal(upgrades, 0, "nothing to upgrade from");
 });
