@@ -147,40 +147,36 @@ def metric_values(text: str) -> dict[str, float]:
     return values
 
 
+BUCKETS = ("0.001", "0.0025", "0.005", "0.01", "0.02", "0.04", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "+Inf")
+
+
+def worst_bucket(values: dict[str, float], name: str, labels: str = "") -> float:
+    """The upper bound of the highest histogram bucket that received a sample (0 if none)."""
+    worst, prev = 0.0, 0.0
+    for le in BUCKETS:
+        count = values.get(f'{name}_bucket{{{labels}le="{le}"}}', prev)
+        if count > prev:
+            worst = float(le)
+        prev = count
+    return worst
+
+
 def stalls(values: dict[str, float]) -> dict:
-    """Lag samples and GC pauses above 50 ms, and the largest GC bucket reached, from /metrics
+    """Lag samples and GC pauses above 50 ms, and the largest buckets reached, from /metrics
     (cumulative since the server started)."""
     lag_total = values.get("cyberhub_event_loop_lag_seconds_count", 0)
     lag_le_50 = values.get('cyberhub_event_loop_lag_seconds_bucket{le="0.05"}', 0)
     # A 10 ms probe: a stall of S ms is a lag of at least S − 10 ms, so "no lag over
     # 40 ms" means "no stall over 50 ms" (servers before that probe had no 0.04 bucket).
     lag_le_40 = values.get('cyberhub_event_loop_lag_seconds_bucket{le="0.04"}')
-    gc_over = 0.0
-    gc_count = 0.0
-    worst = 0.0
-    for name, v in values.items():
-        if name.startswith("cyberhub_gc_pause_seconds_count"):
-            gc_count += v
-    for gen in ("0", "1", "2"):
-        count = values.get(f'cyberhub_gc_pause_seconds_count{{generation="{gen}"}}', 0)
-        gc_over += count - values.get(f'cyberhub_gc_pause_seconds_bucket{{generation="{gen}",le="0.05"}}', 0)
-        prev = 0.0
-        for le in ("0.001", "0.0025", "0.005", "0.01", "0.02", "0.04", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5"):
-            b = values.get(f'cyberhub_gc_pause_seconds_bucket{{generation="{gen}",le="{le}"}}', 0)
-            if b > prev:
-                worst = max(worst, float(le))
-            prev = b
-    lag_worst = 0.0
-    prev = 0.0
-    for le in ("0.001", "0.0025", "0.005", "0.01", "0.02", "0.04", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "+Inf"):
-        b = values.get(f'cyberhub_event_loop_lag_seconds_bucket{{le="{le}"}}', 0)
-        if b > prev:
-            lag_worst = float(le)
-        prev = b
     gc_by_gen = {gen: values.get(f'cyberhub_gc_pause_seconds_count{{generation="{gen}"}}', 0) for gen in "012"}
     gc_over_by_gen = {
         gen: gc_by_gen[gen] - values.get(f'cyberhub_gc_pause_seconds_bucket{{generation="{gen}",le="0.05"}}', 0)
         for gen in "012"}
+    gc_over = sum(gc_over_by_gen.values())
+    gc_count = sum(gc_by_gen.values())
+    worst = max(worst_bucket(values, "cyberhub_gc_pause_seconds", f'generation="{gen}",') for gen in "012")
+    lag_worst = worst_bucket(values, "cyberhub_event_loop_lag_seconds")
     return {"gcByGeneration": gc_by_gen, "lagSamples": lag_total, "lagOver50ms": lag_total - lag_le_50,
             "lagOver40ms": None if lag_le_40 is None else lag_total - lag_le_40, "lagWorstBucketS": lag_worst,
             "gcPauses": gc_count,

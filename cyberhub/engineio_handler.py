@@ -40,7 +40,8 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
 
     @tornado.web.stream_request_body
     class EngineIOHandler(base):  # type: ignore[misc, valid-type]
-        eio_socket: DirectSocket | None = None  # set while a websocket-first session lives here
+        direct = False  # a websocket-first session: DirectSocket, no engine.io receive queue
+        eio_socket: DirectSocket | None = None  # that session's socket while it lives
 
         def initialize(self, *args: Any, **kwargs: Any) -> None:
             self._chunks: list[bytes] = []
@@ -56,24 +57,23 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
         async def open(self, *args: Any, **kwargs: Any) -> None:
             if isinstance(manager, FastAsyncManager) and can_open_directly(sio.eio, self):
                 # Websocket-first: no engine.io tasks or queues (cyberhub/direct_socket.py).
+                self.direct = True
                 del self.receive_queue
                 await manager.open_direct(self)
                 return
             await super().open(*args, **kwargs)
 
         async def on_message(self, message: str | bytes) -> None:
-            sock = self.eio_socket
-            if sock is not None:
-                await sock.received(message)
-            elif hasattr(self, "receive_queue"):  # engine.io's own websocket path
-                await super().on_message(message)
+            if not self.direct:
+                await super().on_message(message)  # engine.io's own websocket path
+            elif self.eio_socket is not None:  # (None once the session has ended)
+                await self.eio_socket.received(message)
 
         def on_close(self) -> None:
-            sock = self.eio_socket
-            if sock is not None:
-                sock.transport_closed()
-            elif hasattr(self, "receive_queue"):
+            if not self.direct:
                 super().on_close()
+            elif self.eio_socket is not None:
+                self.eio_socket.transport_closed()
 
         def get_compression_options(self) -> None:
             return None

@@ -137,10 +137,8 @@ def tune_gc() -> None:
 class LoopLag:
     """Every LAG_INTERVAL_SECONDS, how much later than asked the loop woke us."""
 
-    def __init__(self, observe: Callable[[float], None], interval: float = LAG_INTERVAL_SECONDS,
-                 on_tick: Callable[[], None] | None = None) -> None:
+    def __init__(self, observe: Callable[[float], None], interval: float = LAG_INTERVAL_SECONDS) -> None:
         self._observe = observe
-        self._on_tick = on_tick
         self._interval = interval
         self._task: asyncio.Task | None = None
         self.longest = 0.0
@@ -157,8 +155,6 @@ class LoopLag:
             lag = max(0.0, loop.time() - due)
             self.longest = max(self.longest, lag)
             self._observe(lag)
-            if self._on_tick is not None:
-                self._on_tick()
 
     async def stop(self) -> None:
         if self._task is not None:

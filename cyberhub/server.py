@@ -118,7 +118,7 @@ class Server:
         self._recovery_task: asyncio.Task | None = None
         metrics = services.metrics
         self.gc_timer = GcTimer(metrics.observe_gc)
-        self.loop_lag = LoopLag(metrics.loop_lag.observe, on_tick=self.gc_timer.maybe_freeze)
+        self.loop_lag = LoopLag(metrics.loop_lag.observe)
 
     @property
     def port(self) -> int:
