@@ -142,6 +142,7 @@ class LoopLag:
         self._interval = interval
         self._task: asyncio.Task | None = None
         self.longest = 0.0
+        self.measured = asyncio.Event()  # set once the first lag is observed (and exported)
 
     def start(self) -> None:
         if self._task is None:
@@ -155,6 +156,7 @@ class LoopLag:
             lag = max(0.0, loop.time() - due)
             self.longest = max(self.longest, lag)
             self._observe(lag)
+            self.measured.set()
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -145,8 +145,9 @@ class Server:
     async def shutdown(self) -> None:
         """Stop accepting, finish in-flight requests, tell sockets, then stop."""
         settings = self.services.settings
-        log.info("Shutting down: no new connections; waiting for %d request(s)", self.services.inflight.count)
         self.http.stop()
+        # Logged once the listener is closed (tests/test_shutdown.py waits for this line).
+        log.info("Shutting down: no new connections; waiting for %d request(s)", self.services.inflight.count)
         if self._recovery_task:
             self._recovery_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -11,7 +11,7 @@ import pytest
 import socketio
 
 from cyberhub import accounts
-from tests.support.client import connect_socket, eventually
+from tests.support.client import WAIT, connect_socket
 from tests.support.invariants import assert_money_invariants
 from tests.support.process import start_redis
 from tests.test_economy import create_case, funded_user
@@ -270,14 +270,11 @@ async def test_socket_of_suspended_player_on_polling_is_disconnected(live):
     token = await admin(live)
     player_token, user_id = await funded_user(live, "poller", 0)
     client, _ = await connect_socket(live.base_url, token=player_token, transports=["polling"])
+    disconnected = asyncio.Event()
+    client.on("disconnect", lambda *reason: disconnected.set())  # the server's DISCONNECT, or the session ending
     assert (await live.api.post(f"/api/admin/users/{user_id}/suspend", {"reason": "x"}, token=token)).status == 200
-
-    async def disconnected():
-        return not client.connected or (await live.api.get("/health")).body["clients"] == 0
-
-    await eventually(disconnected)
-    if client.connected:
-        await client.disconnect()
+    await asyncio.wait_for(disconnected.wait(), WAIT)
+    assert not client.connected
     assert isinstance(client, socketio.AsyncClient)
 
 

@@ -18,7 +18,7 @@ import pytest
 import socketio
 
 from cyberhub.direct_socket import DirectSocket, PingScheduler
-from tests.support.client import WAIT, connect_socket, eventually
+from tests.support.client import WAIT, connect_socket, watch_sessions
 
 
 async def open_raw(live, http: aiohttp.ClientSession, query: str = "EIO=4&transport=websocket"
@@ -84,22 +84,21 @@ async def test_a_client_that_stops_answering_pings_is_closed(live):
 
 async def test_a_client_closing_its_websocket_is_disconnected_and_forgotten(live):
     sio = live.services.sio
+    sessions = watch_sessions(sio)
     client, _ = await connect_socket(live.base_url)
     (eio_sid,) = sio.eio.sockets
     sock = sio.eio.sockets[eio_sid]
     assert type(sock) is DirectSocket
     handler = sock.handler
     await client.disconnect()
-
-    async def forgotten() -> bool:
-        return eio_sid not in sio.eio.sockets and not sio.manager.rooms.get("/", {}).get(None)
-
-    await eventually(forgotten)
+    await sessions.until(lambda table: eio_sid not in table, "forgot the socket")
+    assert not sio.manager.rooms.get("/", {}).get(None)  # socket.io's disconnect ran before that
     assert sock.closed and sock.handler is None and handler.eio_socket is None
 
 
 async def test_a_message_over_the_limit_closes_only_that_socket(live):
     limit = live.services.settings.socket_max_buffer_bytes
+    sessions = watch_sessions(live.services.sio)
     watcher, on_watcher = await connect_socket(live.base_url)
     try:
         async with aiohttp.ClientSession() as http:
@@ -111,11 +110,7 @@ async def test_a_message_over_the_limit_closes_only_that_socket(live):
                 pass
             assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
             assert ws.close_code == 1009  # message too big
-
-            async def forgotten() -> bool:
-                return handshake["sid"] not in live.services.sio.eio.sockets
-
-            await eventually(forgotten)
+            await sessions.until(lambda table: handshake["sid"] not in table, "forgot the socket")
         await live.services.sio.emit("still-here")
         await on_watcher.wait_for("still-here")
     finally:
@@ -123,17 +118,14 @@ async def test_a_message_over_the_limit_closes_only_that_socket(live):
 
 
 async def test_an_undecodable_packet_closes_the_socket(live):
+    sessions = watch_sessions(live.services.sio)
     async with aiohttp.ClientSession() as http:
         ws, handshake = await open_raw(live, http)
         await ws.send_str("x-not-an-engine.io-packet")
         while (msg := await next_message(ws)).type == aiohttp.WSMsgType.TEXT:
             pass
         assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
-
-        async def forgotten() -> bool:
-            return handshake["sid"] not in live.services.sio.eio.sockets
-
-        await eventually(forgotten)
+        await sessions.until(lambda table: handshake["sid"] not in table, "forgot the socket")
 
 
 async def test_a_server_disconnect_reaches_the_client(live):

@@ -6,7 +6,7 @@ import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 
-from tests.support.client import connect_socket, eventually
+from tests.support.client import connect_socket, watch_sessions
 
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)$")
 
@@ -18,12 +18,10 @@ def assert_timestamp_is_now(text: str) -> None:
     assert abs(datetime.now(UTC) - stamp) < timedelta(seconds=30)
 
 
-def clients_are(live, count: int):
-    """A check for `eventually`: /health reports exactly `count` sockets."""
-    async def check() -> bool:
-        reply = await live.api.get("/health")
-        return reply.status == 200 and reply.body["clients"] == count
-    return check
+async def clients_in_health(live) -> int:
+    reply = await live.api.get("/health")
+    assert reply.status == 200
+    return reply.body["clients"]
 
 
 async def test_health_shape_is_exactly_the_spec(live):
@@ -39,17 +37,20 @@ async def test_health_shape_is_exactly_the_spec(live):
 
 async def test_clients_counts_sockets_as_they_connect_and_disconnect(live):
     """Websocket, polling and authenticated sockets all count; each disconnect is subtracted."""
+    sessions = watch_sessions(live.services.sio)
     token, _ = await live.api.register("counter")
     first, _ = await connect_socket(live.base_url)
-    await eventually(clients_are(live, 1))
+    assert await clients_in_health(live) == 1  # the session exists before the client's CONNECT
     second, _ = await connect_socket(live.base_url, token=token, transports=["polling"])
     third, _ = await connect_socket(live.base_url, token=token)
-    await eventually(clients_are(live, 3))
+    assert await clients_in_health(live) == 3
 
     await third.disconnect()
-    await eventually(clients_are(live, 2))
+    await sessions.until(lambda table: len(table) == 2, "down to 2")
+    assert await clients_in_health(live) == 2
     await asyncio.gather(first.disconnect(), second.disconnect())
-    await eventually(clients_are(live, 0))
+    await sessions.until(lambda table: not table, "empty")
+    assert await clients_in_health(live) == 0
 
 
 async def test_store_down_is_503_degraded_and_recovers(live):

@@ -9,7 +9,7 @@ import json
 import logging
 
 from cyberhub.logs import JsonFormatter
-from tests.support.client import connect_socket, eventually
+from tests.support.client import connect_socket, watch_sessions
 
 
 async def test_json_lines_carry_request_and_user_ids(live):
@@ -43,12 +43,10 @@ async def test_seed_monitoring_lines(live, caplog):
     await live.api.pay(user["id"], 5)
     await recorder.wait_for(f"balance:updated:{user['id']}")
     sid = client.get_sid()
+    sessions = watch_sessions(live.services.sio)
     await client.disconnect()
-
-    async def disconnect_logged() -> bool:
-        return any("🔴 Client disconnected" in m for m in caplog.messages)
-
-    await eventually(disconnect_logged)
+    # The session is forgotten after socket.io's disconnect handler (which logs) has run.
+    await sessions.until(lambda table: not table, "empty")
     text = "\n".join(caplog.messages)
     assert f"🟢 Client connected: {sid}" in text or "🟢 Client connected:" in text
     assert f"👤 User identified: {user['id']} socket:" in text

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 from cyberhub.payments import sign
 from tests.conftest import JWT_SECRET, WEBHOOK_SECRET
-from tests.support.client import WAIT, Recorder, connect_socket, eventually
+from tests.support.client import WAIT, Recorder, connect_socket
 from tests.support.process import Process, refuses_connections, start_server
 
 REGISTRATIONS = 12
@@ -92,7 +93,8 @@ async def test_sigterm_finishes_in_flight_requests_then_tells_sockets_and_exits_
         server.signal()
 
         # The listener closes while the process is still serving the held request.
-        await eventually(lambda: refuses_connections(port))
+        await server.wait_for_line(re.compile("Shutting down: no new connections"), "the shutdown line")
+        assert await refuses_connections(port)
         assert server.running
 
         held[1].write(payment[-5:])

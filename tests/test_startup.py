@@ -6,6 +6,7 @@ docker-compose runs before the backend)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
 import tempfile
@@ -51,10 +52,7 @@ async def test_a_signal_while_waiting_for_the_database_ends_start_up_at_once(sig
     # Nothing listens on the port: every ping fails after MONGODB_TIMEOUT_MS and start-up keeps waiting.
     process = await spawn(PORT="0", MONGODB_URI=f"mongodb://127.0.0.1:{free_port()}/", MONGODB_TIMEOUT_MS="200")
 
-    async def waiting() -> bool:
-        return any("Waiting for the database" in line for line in process.lines)
-
-    await process.wait_until(waiting, "a 'Waiting for the database' line")
+    await process.wait_for_line(re.compile("Waiting for the database"), "a 'Waiting for the database' line")
     process.signal(sig)
     assert await process.wait(limit=30) == 3  # far less than the 60 s it would wait for the database
     assert_one_clear_error(process, "Stopped by a signal during start-up")

@@ -124,13 +124,43 @@ async def connect_socket(base_url: str, *, token: str | None = None, transports:
     return client, recorder
 
 
-async def eventually(check: Callable[[], Any], *, limit: float = WAIT) -> Any:
-    """Poll an async condition until it holds (state that has no event to await)."""
-    deadline = time.monotonic() + limit
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition did not hold in time")
-        await asyncio.sleep(0.02)
+class SessionTable(dict):
+    """engine.io's table of live sessions (`AsyncServer.sockets`, {eio sid:
+    socket}), put in place by `watch_sessions` so that a test can await a change
+    of it — a socket forgotten after its close — instead of polling."""
+
+    def __init__(self, sockets: dict) -> None:
+        super().__init__(sockets)
+        self._changed = asyncio.Event()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._changed.set()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._changed.set()
+
+    def pop(self, *args: Any) -> Any:
+        value = super().pop(*args)
+        self._changed.set()
+        return value
+
+    async def until(self, check: Callable[[SessionTable], bool], what: str, *, limit: float = WAIT) -> None:
+        """Returns once `check(self)` holds, re-checking at every change."""
+        try:
+            async with asyncio.timeout(limit):
+                while not check(self):
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError(f"sessions: never {what} ({len(self)} open)") from None
+
+
+def watch_sessions(sio: socketio.AsyncServer) -> SessionTable:
+    """Replaces the server's engine.io session table with a SessionTable of
+    the same sessions (engine.io and this project look it up by attribute
+    each time, so every later change goes through it)."""
+    table = SessionTable(sio.eio.sockets)
+    sio.eio.sockets = table
+    return table

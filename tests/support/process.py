@@ -16,8 +16,6 @@ import signal
 import socket
 import sys
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -64,6 +62,7 @@ class Process:
         self.lines: list[str] = []
         self._log = logging.getLogger(f"cyberhub.process.{name}")
         self._cwd = cwd
+        self._awaited: list[tuple[re.Pattern[str], asyncio.Future[re.Match[str]]]] = []  # wait_for_line
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -72,6 +71,15 @@ class Process:
             line = raw.decode(errors="replace").rstrip("\n")
             self.lines.append(line)
             self._log.info("%s", line)
+            for pattern, found in self._awaited:
+                match = pattern.search(line)
+                if match and not found.done():
+                    found.set_result(match)
+        # Output ended (the process exited): no awaited line can come any more.
+        code = await self.proc.wait()
+        for _, found in self._awaited:
+            if not found.done():
+                found.set_exception(AssertionError(f"{self.name} exited ({code})"))
 
     @property
     def output(self) -> str:
@@ -81,15 +89,22 @@ class Process:
     def running(self) -> bool:
         return self.proc.returncode is None
 
-    async def wait_until(self, ready: Callable[[], Awaitable[bool]], what: str) -> None:
-        deadline = time.monotonic() + START_LIMIT
-        while not await ready():
-            if not self.running:
-                await self._reader
-                raise AssertionError(f"{self.name} exited ({self.proc.returncode}) before {what}:\n{self.output}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}: no {what} within {START_LIMIT:.0f} s:\n{self.output}")
-            await asyncio.sleep(0.05)
+    async def wait_for_line(self, pattern: re.Pattern[str], what: str) -> re.Match[str]:
+        """The first output line matching `pattern`, as soon as the process prints it."""
+        for line in self.lines:
+            if match := pattern.search(line):
+                return match
+        found: asyncio.Future[re.Match[str]] = asyncio.get_running_loop().create_future()
+        self._awaited.append((pattern, found))
+        try:
+            return await asyncio.wait_for(found, START_LIMIT)
+        except AssertionError as exc:
+            await self._reader
+            raise AssertionError(f"{exc} before {what}:\n{self.output}") from None
+        except TimeoutError:
+            raise AssertionError(f"{self.name}: no {what} within {START_LIMIT:.0f} s:\n{self.output}") from None
+        finally:
+            self._awaited.remove((pattern, found))
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
         if self.running:
@@ -128,6 +143,7 @@ def server_env(**settings: str) -> dict[str, str]:
 
 
 LISTENING = re.compile(r"running on port (\d+)")
+REDIS_READY = re.compile(r"Ready to accept connections")
 
 
 async def start_server(name: str = "server", **settings: str) -> Process:
@@ -145,26 +161,14 @@ async def start_server(name: str = "server", **settings: str) -> Process:
     )
     server = Process(name, proc, 0, cwd)
 
-    async def listening() -> bool:
-        found = next((m for m in map(LISTENING.search, server.lines) if m), None)
-        if found:
-            server.port = int(found.group(1))
-        return found is not None
-
-    async with aiohttp.ClientSession() as session:
-        async def healthy() -> bool:
-            try:
-                async with session.get(f"http://127.0.0.1:{server.port}/health") as resp:
-                    return resp.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        try:
-            await server.wait_until(listening, "'running on port' log line")
-            await server.wait_until(healthy, "200 from /health")
-        except AssertionError:
-            await server.kill()
-            raise
+    try:
+        server.port = int((await server.wait_for_line(LISTENING, "'running on port' log line")).group(1))
+        # Logged once the socket listens and start-up is over: the first request is answered.
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{server.port}/health") as resp:
+            assert resp.status == 200, f"{name}: /health answered {resp.status}:\n{server.output}"
+    except (AssertionError, aiohttp.ClientError):
+        await server.kill()
+        raise
     return server
 
 
@@ -180,19 +184,8 @@ async def start_redis() -> Process:
         )
         redis = Process("redis-server", proc, port)
 
-        async def answers_ping(port: int = port) -> bool:
-            with contextlib.suppress(OSError):
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                try:
-                    writer.write(b"PING\r\n")
-                    await writer.drain()
-                    return await reader.readline() == b"+PONG\r\n"
-                finally:
-                    writer.close()
-            return False
-
         try:
-            await redis.wait_until(answers_ping, "PONG")
+            await redis.wait_for_line(REDIS_READY, "'Ready to accept connections'")
             return redis
         except AssertionError:
             await redis.kill()
