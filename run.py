@@ -22,9 +22,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cyberhub import db as dbmod
-from cyberhub.logs import configure_logging
-from cyberhub.server import Server, start, wait_for_database, wait_for_redis
+from cyberhub.platform.logs import configure_logging
+from cyberhub.server.lifecycle import Server, start, wait_for_database, wait_for_redis
+from cyberhub.store import db as dbmod
 from settings import Settings
 
 log = logging.getLogger("cyberhub")

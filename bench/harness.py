@@ -221,7 +221,7 @@ async def register(session: aiohttp.ClientSession, server: Server, username: str
 
 
 def sign(secret: str, raw_body: bytes, timestamp: int) -> str:
-    """Same scheme as cyberhub/payments.py `sign` (kept here so bench/ imports nothing from the app)."""
+    """Same scheme as cyberhub/money/payments.py `sign` (kept here so bench/ imports nothing from the app)."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + raw_body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={digest}"
 

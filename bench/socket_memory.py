@@ -57,8 +57,8 @@ def owner(tb: tracemalloc.Traceback) -> tuple[str, str]:
 async def main(args: argparse.Namespace) -> None:
     from harness import free_port
 
-    from cyberhub import db as dbmod
-    from cyberhub.server import start
+    from cyberhub.server.lifecycle import start
+    from cyberhub.store import db as dbmod
     from settings import Settings
 
     settings = Settings(_env_file=None, jwt_secret="bench-memory-" + "x" * 40,

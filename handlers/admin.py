@@ -3,17 +3,13 @@ wallet adjustments, suspension, the audit trail. Admin role only."""
 
 from __future__ import annotations
 
-from cyberhub import (
-    adjustments,
-    admin_cases,
-    admin_payments,
-    admin_stats,
-    admin_users,
-    audit,
-    catalogue,
-    idempotency,
-)
-from cyberhub.admin_models import (
+from cyberhub.accounts import suspension
+from cyberhub.admin import adjustments, audit
+from cyberhub.admin import cases as admin_cases
+from cyberhub.admin import payments as admin_payments
+from cyberhub.admin import stats as admin_stats
+from cyberhub.admin import users as admin_users
+from cyberhub.admin.models import (
     AdjustmentRequest,
     AdjustmentResponse,
     AdminCaseResponse,
@@ -29,8 +25,10 @@ from cyberhub.admin_models import (
     SuspendRequest,
     TimeseriesResponse,
 )
-from cyberhub.ids import new_id
-from cyberhub.openapi import Operation, Param, endpoints
+from cyberhub.catalogue import cases as catalogue
+from cyberhub.money import idempotency
+from cyberhub.platform.ids import new_id
+from cyberhub.platform.openapi import Operation, Param, endpoints
 from handlers.base import cursor_param, limit_param
 from handlers.cases import AdminBase
 
@@ -135,7 +133,7 @@ class AdminSuspendHandler(AdminHandler):
         body = self.parse_body(SuspendRequest)
         doc = await admin_users.suspend(self.db, user_id=user_id, reason=body.reason, by=self.user_id)
         await self.audit("user.suspend", user_id, {"reason": body.reason})
-        await admin_users.disconnect_sockets(self.services.sio, user_id)
+        await suspension.disconnect_sockets(self.services.sio, user_id)
         self.write_json(AdminUserStateResponse.model_validate({"user": admin_users.public_user(doc)}))
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from cyberhub import accounts
-from cyberhub.errors import Unauthorized
-from cyberhub.models import AuthResponse, Credentials
-from cyberhub.openapi import Operation, endpoints
+from cyberhub.accounts import users as accounts
+from cyberhub.accounts.models import AuthResponse, Credentials
+from cyberhub.platform.errors import Unauthorized
+from cyberhub.platform.openapi import Operation, endpoints
 from handlers.base import BaseHandler
 
 

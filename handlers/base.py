@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import tornado.web
 from pydantic import BaseModel
 
-from cyberhub import accounts
-from cyberhub.db import PyMongoError, is_unavailable_error
-from cyberhub.errors import (
+from cyberhub.accounts import users as accounts
+from cyberhub.accounts.security import bearer_token
+from cyberhub.platform.errors import (
     AppError,
     BadRequest,
     Forbidden,
@@ -28,13 +28,13 @@ from cyberhub.errors import (
     Unauthorized,
     error_for_status,
 )
-from cyberhub.ids import new_id
-from cyberhub.openapi import Param
-from cyberhub.security import bearer_token
-from cyberhub.validation import declared_length, parse_json
+from cyberhub.platform.ids import new_id
+from cyberhub.platform.openapi import Param
+from cyberhub.platform.validation import declared_length, parse_json
+from cyberhub.store.db import PyMongoError, is_unavailable_error
 
 if TYPE_CHECKING:
-    from cyberhub.services import Services
+    from handlers.services import Services
 
 log = logging.getLogger("cyberhub.http")
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from cyberhub import admin_cases, audit, catalogue, catalogue_cache
-from cyberhub.admin_models import AdminCaseListResponse
-from cyberhub.models import CaseInput, CaseListResponse, CaseResponse, Envelope
-from cyberhub.openapi import Operation, endpoints
+from cyberhub.admin import audit
+from cyberhub.admin import cases as admin_cases
+from cyberhub.admin.models import AdminCaseListResponse
+from cyberhub.catalogue import cache as catalogue_cache
+from cyberhub.catalogue import cases as catalogue
+from cyberhub.catalogue.models import CaseInput, CaseListResponse, CaseResponse
+from cyberhub.platform.models import Envelope
+from cyberhub.platform.openapi import Operation, endpoints
 from handlers.base import BaseHandler
 
 

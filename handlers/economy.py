@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from cyberhub import idempotency, inventory, openings
-from cyberhub.ids import new_id
-from cyberhub.models import ClaimRequest, ClaimResponse, InventoryResponse, OpenCaseRequest, OpenCaseResponse
-from cyberhub.openapi import Operation, Param, endpoints
+from cyberhub.money import idempotency, inventory, openings
+from cyberhub.money.models import ClaimRequest, ClaimResponse, InventoryResponse, OpenCaseRequest, OpenCaseResponse
+from cyberhub.platform.ids import new_id
+from cyberhub.platform.openapi import Operation, Param, endpoints
 from handlers.base import BaseHandler, cursor_param, limit_param
 
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import re
 
-from cyberhub import catalogue, fairness, seeds
-from cyberhub.errors import BadRequest, ValidationFailed
-from cyberhub.models import ClientSeedRequest, FairHistoryResponse, FairResponse, FairRotateResponse, VerifyResponse
-from cyberhub.openapi import Operation, Param, endpoints
+from cyberhub.catalogue import cases as catalogue
+from cyberhub.catalogue import fairness, seeds
+from cyberhub.catalogue.models import (
+    ClientSeedRequest,
+    FairHistoryResponse,
+    FairResponse,
+    FairRotateResponse,
+    VerifyResponse,
+)
+from cyberhub.platform.errors import BadRequest, ValidationFailed
+from cyberhub.platform.openapi import Operation, Param, endpoints
 from handlers.base import BaseHandler
 
 SEED_PATTERN = re.compile(r"^[0-9a-f]{64}$")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from cyberhub.db import PyMongoError, ping
-from cyberhub.models import HealthResponse
-from cyberhub.openapi import Operation, endpoints
+from cyberhub.platform.models import HealthResponse
+from cyberhub.platform.openapi import Operation, endpoints
+from cyberhub.store.db import PyMongoError, ping
 from handlers.base import BaseHandler
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hmac
 import json
 
-from cyberhub import openapi
-from cyberhub.errors import Unauthorized
-from cyberhub.metrics import CONTENT_TYPE
-from cyberhub.openapi import Operation, endpoints
+from cyberhub.platform import openapi
+from cyberhub.platform.errors import Unauthorized
+from cyberhub.platform.metrics import CONTENT_TYPE
+from cyberhub.platform.openapi import Operation, endpoints
 from handlers.base import BaseHandler
 
 
@@ -16,10 +16,8 @@ class OpenApiHandler(BaseHandler):
     api = endpoints(get=Operation("This OpenAPI 3.1 document", None, tags=("meta",)))
     async def get(self) -> None:
         services = self.services
-        if services.openapi_json is None:
-            from handlers.routes import all_routes  # the document describes every route
-
-            services.openapi_json = json.dumps(openapi.build(all_routes()))
+        if services.openapi_json is None:  # the document describes every route the app serves
+            services.openapi_json = json.dumps(openapi.build(services.api_routes))
         self.finish(services.openapi_json)
 
 

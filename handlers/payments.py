@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from cyberhub import admin_users, payments, wallet
-from cyberhub.models import PaymentCallback, PaymentResponse
-from cyberhub.openapi import Operation, endpoints
+from cyberhub.accounts import suspension
+from cyberhub.money import wallet, webhook
+from cyberhub.money.models import PaymentCallback, PaymentResponse
+from cyberhub.platform.openapi import Operation, endpoints
 from handlers.base import BaseHandler
 
 
@@ -31,16 +32,16 @@ class PaymentCallbackHandler(BaseHandler):
             balance = await wallet.balance_of(self.db, changed)
             await self.notifier.balance_updated(changed, balance)
         if result.suspended_user:  # a reversal the balance could not cover
-            await admin_users.disconnect_sockets(self.services.sio, result.suspended_user)
+            await suspension.disconnect_sockets(self.services.sio, result.suspended_user)
         self.write_json(PaymentResponse(duplicate=result.duplicate))
 
-    async def _deliver(self, ip: str) -> payments.DeliveryResult:
+    async def _deliver(self, ip: str) -> webhook.DeliveryResult:
         settings = self.services.settings
-        return await payments.handle_delivery(
+        return await webhook.handle_delivery(
             self.db,
             raw_body=self.raw_body,
             signature=self.request.headers.get("X-Signature"),
-            rules=payments.PaymentRules(
+            rules=webhook.PaymentRules(
                 secret=settings.webhook_key,
                 tolerance_seconds=settings.payment_tolerance_seconds,
                 currency=settings.currency,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from cyberhub import accounts
-from cyberhub.models import ProfileResponse
-from cyberhub.openapi import Operation, endpoints
+from cyberhub.accounts import users as accounts
+from cyberhub.accounts.models import ProfileResponse
+from cyberhub.platform.openapi import Operation, endpoints
 from handlers.base import BaseHandler
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cyberhub.models import PublicStatsResponse
-from cyberhub.openapi import Operation, endpoints
+from cyberhub.catalogue.models import PublicStatsResponse
+from cyberhub.platform.openapi import Operation, endpoints
 from handlers.base import BaseHandler
 
 

@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from cyberhub import db as dbmod
-from cyberhub.server import Server, start
+from cyberhub.server.lifecycle import Server, start
+from cyberhub.store import db as dbmod
 from settings import Settings
 from tests.support.chaos import Chaos, ChaosDatabase
 from tests.support.client import Api

@@ -7,8 +7,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from cyberhub import admin_stats, fairness
-from cyberhub.ids import new_id, now
+from cyberhub.admin import stats as admin_stats
+from cyberhub.catalogue import fairness
+from cyberhub.platform.ids import new_id, now
 from tests.test_economy import create_case, funded_user
 
 ODDS = {"name": "Odds", "price": 500,

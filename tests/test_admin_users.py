@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 import socketio
 
-from cyberhub import accounts
+from cyberhub.accounts import users as accounts
 from tests.support.client import WAIT, connect_socket
 from tests.support.invariants import assert_money_invariants
 from tests.support.process import start_redis
@@ -238,7 +238,7 @@ async def test_adjustments_racing_openings_sales_and_payments_keep_the_ledger(li
 
 @pytest.mark.parametrize("after_apply", [False, True])
 async def test_adjustment_failing_at_every_write_then_recovery(live, after_apply):
-    from cyberhub import recovery
+    from cyberhub.server import recovery
 
     token = await admin(live)
     _, probe = await funded_user(live, "probe", 100)

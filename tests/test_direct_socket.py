@@ -1,4 +1,4 @@
-"""Websocket-first engine.io sessions (cyberhub/direct_socket.py) through a
+"""Websocket-first engine.io sessions (cyberhub/realtime/direct_socket.py) through a
 real server: the handshake, pings and pongs from the one ping timer, ping
 timeouts, the ways a socket ends, and that nothing of engine.io's per-socket
 machinery is made for them. Ordering and no-loss of events are in
@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 import socketio
 
-from cyberhub.direct_socket import DirectSocket, PingScheduler
+from cyberhub.realtime.direct_socket import DirectSocket, PingScheduler
 from tests.support.client import WAIT, connect_socket, watch_sessions
 
 

@@ -1,4 +1,4 @@
-"""The embedded store's indexes (cyberhub/db.py) never change what a query means.
+"""The embedded store's indexes (cyberhub/store/db.py) never change what a query means.
 
 A differential test runs the same random operations — inserts, updates that
 move documents between index buckets or give indexed fields values of other
@@ -22,7 +22,7 @@ from mongomock_motor import AsyncMongoMockClient
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import PyMongoError
 
-from cyberhub import db as dbmod
+from cyberhub.store import db as dbmod
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 

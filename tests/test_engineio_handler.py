@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from cyberhub.validation import declared_length
+from cyberhub.platform.validation import declared_length
 
 LIMIT = 4096
 

@@ -9,7 +9,7 @@ import hmac
 import itertools
 from collections import Counter
 
-from cyberhub import fairness
+from cyberhub.catalogue import fairness
 from tests.test_economy import create_case, funded_user
 
 SEED_A = "a3c1e09f6b7d2c48e5f1a9b0c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f50"

@@ -1,4 +1,4 @@
-"""The broadcast fast path (cyberhub/fanout.py) through real clients: no event
+"""The broadcast fast path (cyberhub/realtime/fanout.py) through real clients: no event
 lost, per-socket order kept, nothing before a client's CONNECT — for idle
 websockets (fast path), websockets with packets still queued, polling clients,
 a socket in the middle of the polling → websocket upgrade, events relayed by
@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 from engineio import packet as eio_packet
 
-from cyberhub import direct_socket
+from cyberhub.realtime import direct_socket
 from tests.support.client import WAIT, Recorder, connect_socket
 from tests.support.process import start_redis
 

@@ -1,4 +1,4 @@
-"""The library internals cyberhub/fanout.py relies on, one assertion each.
+"""The library internals cyberhub/realtime/fanout.py relies on, one assertion each.
 
 Fails after an upgrade of python-socketio, python-engineio or tornado that
 changes one of them: re-check the fast path against the new version (and the
@@ -23,7 +23,7 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import tornado as eio_tornado
 from socketio import async_pubsub_manager, base_manager
 
-from cyberhub import direct_socket, fanout, wsframes
+from cyberhub.realtime import direct_socket, fanout, wsframes
 
 
 def source(obj: object) -> str:
@@ -177,7 +177,7 @@ async def test_rooms_index_behaves_as_the_base_manager(rooms):
     assert await run(fanout.FastAsyncManager()) == await run(socketio.AsyncManager())
 
 
-# -- cyberhub/direct_socket.py: websocket-first sessions ------------------------------
+# -- cyberhub/realtime/direct_socket.py: websocket-first sessions ------------------------------
 
 
 def test_engineio_connect_is_what_open_direct_socket_does():

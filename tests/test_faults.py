@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from cyberhub import recovery
+from cyberhub.server import recovery
 from tests.support.invariants import assert_money_invariants
 from tests.test_economy import create_case, funded_user
 

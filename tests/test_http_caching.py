@@ -8,10 +8,11 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from cyberhub import db as dbmod
-from cyberhub import stats
-from cyberhub.ids import now
-from cyberhub.models import CaseListResponse, HealthResponse, PublicStatsResponse
+from cyberhub.catalogue import public_stats as stats
+from cyberhub.catalogue.models import CaseListResponse, PublicStatsResponse
+from cyberhub.platform.ids import now
+from cyberhub.platform.models import HealthResponse
+from cyberhub.store import db as dbmod
 from tests.test_economy import create_case, funded_user
 
 

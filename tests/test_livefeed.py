@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from cyberhub.livefeed import WINDOW_SECONDS, FeedGate
+from cyberhub.realtime.livefeed import WINDOW_SECONDS, FeedGate
 from tests.support.client import connect_socket
 from tests.test_economy import create_case, funded_user
 

@@ -8,7 +8,7 @@ import io
 import json
 import logging
 
-from cyberhub.logs import JsonFormatter
+from cyberhub.platform.logs import JsonFormatter
 from tests.support.client import connect_socket, watch_sessions
 
 

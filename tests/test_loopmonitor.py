@@ -1,4 +1,4 @@
-"""The GC set-up of cyberhub/loopmonitor.py: a slow full collection makes the
+"""The GC set-up of cyberhub/realtime/loopmonitor.py: a slow full collection makes the
 event loop freeze the long-lived objects on its very next step (not at the
 next lag-probe tick), once, and the thresholds the server runs with."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 
-from cyberhub import loopmonitor
+from cyberhub.realtime import loopmonitor
 
 
 async def test_a_slow_full_collection_freezes_on_the_loops_next_step_once():

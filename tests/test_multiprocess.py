@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 
-from cyberhub import db as dbmod
+from cyberhub.store import db as dbmod
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, JWT_SECRET, WEBHOOK_SECRET
 from tests.support.client import Api, connect_socket
 from tests.support.process import Process, start_redis, start_server

@@ -153,8 +153,8 @@ async def test_unknown_user_is_404_whatever_the_status(live):
 
 
 def test_signature_window_boundary_with_a_fixed_clock():
-    from cyberhub.errors import Unauthorized
-    from cyberhub.payments import sign, verify_signature
+    from cyberhub.money.webhook import sign, verify_signature
+    from cyberhub.platform.errors import Unauthorized
 
     body, ts = b'{"x":1}', 1_800_000_000
     header = sign("secret", body, ts)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from cyberhub import recovery
+from cyberhub.server import recovery
 from tests.support.chaos import ChaosDatabase
 from tests.support.invariants import assert_money_invariants
 from tests.test_economy import create_case, funded_user

@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 
-from cyberhub import recovery
-from cyberhub.ids import now
+from cyberhub.platform.ids import now
+from cyberhub.server import recovery
 from tests.support.client import connect_socket
 from tests.support.invariants import assert_money_invariants
 from tests.test_economy import create_case, funded_user

@@ -16,7 +16,7 @@ import json
 import re
 import time
 
-from cyberhub.payments import sign
+from cyberhub.money.webhook import sign
 from tests.conftest import JWT_SECRET, WEBHOOK_SECRET
 from tests.support.client import WAIT, Recorder, connect_socket
 from tests.support.process import Process, refuses_connections, start_server

@@ -70,8 +70,8 @@ async def test_an_edit_through_this_process_reaches_the_next_opening_at_once(liv
 async def test_closing_a_discarded_operation_writes_it_back_closed(raw_db):
     """Closing is one update; only when recovery discarded the record meanwhile
     is the whole record written back (closed) by an upsert."""
-    from cyberhub import operations
-    from cyberhub.ids import as_utc
+    from cyberhub.money import operations
+    from cyberhub.platform.ids import as_utc
 
     op = await operations.begin(raw_db, "op-back", kind="open", user_id="u1", price=300)
     await operations.finish(raw_db, op)

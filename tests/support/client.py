@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import socketio
 
-from cyberhub.payments import sign
+from cyberhub.money.webhook import sign
 
 WAIT = 10.0  # upper bound for an awaited event; a passing test never waits this long
 

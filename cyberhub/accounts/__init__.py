@@ -1,0 +1,3 @@
+"""Players and admins: registration, login, tokens, password hashing,
+suspension.
+"""

@@ -1,0 +1,3 @@
+"""The back office: players, cases, payments, statistics, adjustments, audit
+trail.
+"""

@@ -1,0 +1,99 @@
+"""The public catalogue (GET /api/cases), serialized once per change, and the
+active cases an opening draws from.
+
+Every `cases:updated` makes every connected frontend refetch at once, so the
+answer is built once — body bytes and ETag — and served from memory until the
+catalogue changes. Each admin change bumps a stamp in the database (`meta`
+collection) after its write, so every process — not only the one that made the
+change — rebuilds on its next request. A process that dies between a write and
+its bump leaves other processes stale for at most MAX_AGE_SECONDS.
+
+GET /api/cases checks the stamp on every request (one `_id` read), so a change
+made through another process shows at once. An opening does not: it takes the
+case from this cache when the stamp was checked less than OPEN_CHECK_SECONDS
+ago (a change made through this process drops the cache at once), which saves
+one store call per opening; see docs/MONEY.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from cyberhub.catalogue import cases as catalogue
+from cyberhub.catalogue.models import CaseListResponse
+from cyberhub.store.db import Database, ReturnDocument
+
+MAX_AGE_SECONDS = 5.0
+OPEN_CHECK_SECONDS = 1.0
+STAMP_ID = "catalogue"
+
+
+async def bump(db: Database) -> None:
+    """Record that the catalogue changed (call after the write succeeded)."""
+    await db.meta.find_one_and_update({"_id": STAMP_ID}, {"$inc": {"stamp": 1}}, upsert=True,
+                                      return_document=ReturnDocument.AFTER)
+
+
+async def current_stamp(db: Database) -> int:
+    doc = await db.meta.find_one({"_id": STAMP_ID})
+    return doc["stamp"] if doc else 0
+
+
+@dataclass
+class Entry:
+    stamp: int
+    built_at: float
+    checked_at: float
+    body: bytes  # the encoded CaseListResponse
+    etag: str  # a strong validator of `body`, computed once per build
+    cases: dict[str, dict] = field(default_factory=dict)  # active case documents by id
+
+
+class CatalogueCache:
+    def __init__(self, max_age: float = MAX_AGE_SECONDS, open_check: float = OPEN_CHECK_SECONDS) -> None:
+        self._entry: Entry | None = None
+        self._max_age = max_age
+        self.open_check_seconds = open_check
+
+    def invalidate(self) -> None:
+        """This process changed the catalogue: the next request rebuilds."""
+        self._entry = None
+
+    async def entry(self, db: Database) -> Entry:
+        """The current catalogue, checked against the stamp now."""
+        stamp = await current_stamp(db)
+        entry = self._entry
+        now = time.monotonic()
+        if entry and entry.stamp == stamp and now - entry.built_at < self._max_age:
+            entry.checked_at = now
+            return entry
+        return await self._build(db, stamp)
+
+    async def body(self, db: Database) -> bytes:
+        return (await self.entry(db)).body
+
+    async def active_case(self, db: Database, case_id: str) -> dict:
+        """The active case to open: from the cache when its stamp was checked less
+        than OPEN_CHECK_SECONDS ago, else after checking; a case the cache does
+        not hold is read from the store (404 if it is not active)."""
+        entry = self._entry
+        if entry is None or time.monotonic() - entry.checked_at >= self.open_check_seconds:
+            entry = await self.entry(db)
+        case = entry.cases.get(case_id)
+        if case is None:
+            return await catalogue.get_active(db, case_id)
+        return case
+
+    async def _build(self, db: Database, stamp: int) -> Entry:
+        # Read after the stamp: the cases are at least as new as the stamp says.
+        cases = await catalogue.list_active(db)
+        body = CaseListResponse(cases=[catalogue.public_case(c) for c in cases]).model_dump_json(
+            by_alias=True).encode()
+        now = time.monotonic()
+        entry = Entry(stamp=stamp, built_at=now, checked_at=now, body=body,
+                      etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"', cases={c["_id"]: c for c in cases})
+        if self._entry is None or stamp >= self._entry.stamp:
+            self._entry = entry
+        return entry

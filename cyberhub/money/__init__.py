@@ -1,0 +1,3 @@
+"""Every money move: wallet and ledger, operation records, idempotency,
+openings, sales, payments, reversals.
+"""

@@ -1,0 +1,77 @@
+"""Inventory: listing a user's items and selling ("claiming") one for its price.
+
+A sale's operation id is "sell:<itemId>", so a second claim of the same item
+fails on the unique `_id` before any money moves. `complete_sale` is
+idempotent and is also what recovery re-runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cyberhub.money import operations, wallet
+from cyberhub.money.models import InventoryItemPublic
+from cyberhub.platform import pages
+from cyberhub.platform.errors import Conflict, NotFound
+from cyberhub.platform.ids import as_utc, now
+from cyberhub.store.db import Database, DuplicateKeyError
+
+KIND = "sell"
+
+
+def sale_id(item_id: str) -> str:
+    return f"sell:{item_id}"
+
+
+def public_item(doc: dict) -> InventoryItemPublic:
+    return InventoryItemPublic(
+        id=doc["_id"], name=doc["name"], rarity=doc["rarity"], price=doc["price"], image=doc.get("image"),
+        case_id=doc["caseId"], case_version=doc["caseVersion"], status=doc["status"],
+        won_at=as_utc(doc["wonAt"]), sold_at=as_utc(doc.get("soldAt")),
+    )
+
+
+# Page positions: cyberhub/platform/pages.py ("<wonAt epoch millis>_<item id>").
+CURSOR_PATTERN = pages.cursor_pattern()
+
+
+async def list_items(db: Database, *, user_id: str, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    """Newest first; `nextCursor` is None on the last page."""
+    return await pages.newest_first(db.inventory, {"userId": user_id}, field="wonAt", limit=limit, cursor=cursor)
+
+
+@dataclass(frozen=True)
+class SaleResult:
+    item_id: str
+    amount: int
+    balance: int
+
+
+async def claim(db: Database, *, user_id: str, item_id: str) -> SaleResult:
+    item = await db.inventory.find_one({"_id": item_id, "userId": user_id})
+    if item is None:
+        raise NotFound("Item not found", code="item_not_found")
+    if item["status"] != "owned":
+        raise Conflict("Item already sold", code="item_already_sold")
+    try:
+        op = await operations.begin(db, sale_id(item_id), kind=KIND, user_id=user_id,
+                                    itemId=item_id, amount=item["price"])
+    except DuplicateKeyError:
+        first = await operations.get(db, sale_id(item_id))
+        if first is not None and first["state"] == operations.PENDING:
+            await complete_sale(db, first)  # its first attempt died half-way: finish it now
+        raise Conflict("Item already sold", code="item_already_sold") from None
+    balance = await complete_sale(db, op)
+    return SaleResult(item_id=item_id, amount=item["price"], balance=balance)
+
+
+async def complete_sale(db: Database, op: dict) -> int:
+    """Mark the item sold and credit its price, exactly once; returns the balance."""
+    await db.inventory.update_one(
+        {"_id": op["itemId"], "status": "owned"},
+        {"$set": {"status": "sold", "soldAt": now(), "saleOpId": op["_id"]}},
+    )
+    await wallet.credit_once(db, user_id=op["userId"], op_id=op["_id"], amount=op["amount"],
+                             reason="item_sale", ref_id=op["itemId"])
+    await operations.finish(db, op)
+    return await wallet.balance_after(db, op)

@@ -1,0 +1,144 @@
+"""The Tornado handler mounted at /socket.io/: python-engineio's own handler
+(`socketio.get_tornado_handler`) extended through subclassing only.
+
+What it adds:
+- permessage-deflate off: per-socket zlib state costs ~150 KiB per connection
+  and the frontend's messages are tiny;
+- a websocket from an origin that is not allowed is refused before the upgrade
+  (Tornado would accept it when Origin equals Host, then engine.io refuses the
+  session and the socket hangs);
+- a session that starts on the websocket runs as a DirectSocket
+  (cyberhub/realtime/direct_socket.py): its messages come in through `on_message`, its
+  end through `on_close`; everything else keeps engine.io's own path;
+- polling bodies are streamed and refused with 413 as soon as they pass
+  SOCKET_MAX_BUFFER_BYTES, declared or streamed. python-engineio 4.15.1 answers
+  a too-long body with `disconnect()`, which waits for a GET poll to drain the
+  session's queue: with none outstanding the POST hangs and its buffered body
+  stays in memory. Here nothing past the limit is ever kept.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import socketio
+import tornado.iostream
+import tornado.web
+
+from cyberhub.platform.errors import PayloadTooLarge
+from cyberhub.platform.validation import declared_length
+from cyberhub.realtime.direct_socket import DirectSocket, can_open_directly
+from cyberhub.realtime.fanout import FastAsyncManager
+
+
+def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandler]:
+    base = socketio.get_tornado_handler(sio)
+    limit: int = sio.eio.max_http_buffer_size
+
+    manager = sio.manager
+
+    @tornado.web.stream_request_body
+    class EngineIOHandler(base):  # type: ignore[misc, valid-type]
+        direct = False  # a websocket-first session: DirectSocket, no engine.io receive queue
+        eio_socket: DirectSocket | None = None  # that session's socket while it lives
+
+        def initialize(self, *args: Any, **kwargs: Any) -> None:
+            self._chunks: list[bytes] = []
+            self._received = 0
+            self._refused = False
+
+        @property
+        def max_message_size(self) -> int:
+            # Tornado refuses a longer websocket message while reading it (close
+            # 1009) instead of buffering it for engine.io to refuse afterwards.
+            return limit
+
+        async def open(self, *args: Any, **kwargs: Any) -> None:
+            if isinstance(manager, FastAsyncManager) and can_open_directly(sio.eio, self):
+                # Websocket-first: no engine.io tasks or queues (cyberhub/realtime/direct_socket.py).
+                self.direct = True
+                del self.receive_queue
+                await manager.open_direct(self)
+                return
+            await super().open(*args, **kwargs)
+
+        async def on_message(self, message: str | bytes) -> None:
+            if not self.direct:
+                await super().on_message(message)  # engine.io's own websocket path
+            elif self.eio_socket is not None:  # (None once the session has ended)
+                await self.eio_socket.received(message)
+
+        def on_close(self) -> None:
+            if not self.direct:
+                super().on_close()
+            elif self.eio_socket is not None:
+                self.eio_socket.transport_closed()
+
+        def get_compression_options(self) -> None:
+            return None
+
+        def prepare(self) -> None:
+            try:
+                length = declared_length(self.request.headers.get("Content-Length"))
+            except ValueError as exc:
+                self._refuse(400, str(exc), "invalid_content_length")
+                return
+            if length is not None and length > limit:
+                self._refuse_too_large()
+
+        def data_received(self, chunk: bytes) -> None:
+            if self._refused:  # answered already: drop whatever is still arriving
+                return
+            self._received += len(chunk)
+            if self._received > limit:
+                self._refuse_too_large()
+            else:
+                self._chunks.append(chunk)
+
+        def _refuse_too_large(self) -> None:
+            self._refuse(413, PayloadTooLarge().message + f" (Socket.IO limit: {limit} bytes)", "payload_too_large")
+
+        def _refuse(self, status: int, message: str, code: str) -> None:
+            """Answer now; Tornado closes the connection after the answer because
+            the body was not read to its end, and the kept chunks are dropped."""
+            self._refused = True
+            self._chunks.clear()
+            self.set_status(status)
+            self.set_header("Content-Type", "application/json; charset=utf-8")
+            self.finish(json.dumps({"success": False, "error": message, "code": code}))
+
+        def on_connection_close(self) -> None:
+            # WebSocketHandler's override does not resolve the streamed body's
+            # future; without this a request cut off mid-body waits forever.
+            future = getattr(self.request, "_body_future", None)
+            if future is not None and not future.done():
+                future.set_exception(tornado.iostream.StreamClosedError())
+                future.exception()
+            super().on_connection_close()
+
+        def _take_body(self) -> None:
+            self.request.body = b"".join(self._chunks)
+            self._chunks = []
+
+        async def get(self, *args: Any, **kwargs: Any) -> None:
+            # Refuse a websocket from a foreign origin before the upgrade.
+            origin = self.request.headers.get("Origin")
+            upgrade = self.request.headers.get("Upgrade", "").lower() == "websocket"
+            if upgrade and origin is not None and self.allowed_origins is not None \
+                    and origin not in self.allowed_origins:
+                self.set_status(403)
+                self.finish("Origin not allowed")
+                return
+            self._take_body()
+            await super().get(*args, **kwargs)
+
+        async def post(self, *args: Any, **kwargs: Any) -> None:
+            self._take_body()
+            await super().post(*args, **kwargs)
+
+        async def options(self, *args: Any, **kwargs: Any) -> None:
+            self._take_body()
+            await super().options(*args, **kwargs)
+
+    return EngineIOHandler

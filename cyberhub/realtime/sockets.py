@@ -1,0 +1,174 @@
+"""Socket.IO: the server factory, connection auth, and the named emitters.
+
+Contract (README.md, "Socket.IO"): `cases:updated` to everyone,
+`balance:updated:<userId>` {balance} and `inventory:updated:<userId>` to room
+`user:<userId>`, public `drop:new`. A socket authenticates with its JWT in the
+handshake (`auth: {token}`) and joins only its own user's room.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+
+from cyberhub.platform.errors import AppError, Forbidden, RateLimited, ServiceUnavailable
+from cyberhub.platform.metrics import Metrics
+from cyberhub.platform.ratelimit import RateLimiter
+from cyberhub.realtime.fanout import FastAsyncManager, FastRedisManager
+from cyberhub.realtime.livefeed import LiveFeed
+from cyberhub.store.db import PyMongoError
+
+log = logging.getLogger("cyberhub.realtime")
+
+# The user a handshake token stands for (accounts.user_for_token, as for REST).
+Authenticate = Callable[[str], Awaitable[dict]]
+
+
+def user_room(user_id: str) -> str:
+    return f"user:{user_id}"
+
+
+def create_socket_server(
+    *,
+    authenticate: Authenticate,
+    cors_origins: list[str],
+    ping_interval: float,
+    ping_timeout: float,
+    max_buffer_bytes: int,
+    redis_url: str | None = None,
+    limiter: RateLimiter | None = None,
+) -> socketio.AsyncServer:
+    # The broadcast fast path (cyberhub/realtime/fanout.py), for this process's clients
+    # and, with Redis, for events relayed from the other processes.
+    manager = FastRedisManager(redis_url) if redis_url else FastAsyncManager()
+    sio = socketio.AsyncServer(
+        async_mode="tornado",
+        client_manager=manager,
+        cors_allowed_origins="*" if "*" in cors_origins else cors_origins,
+        cors_credentials=True,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        max_http_buffer_size=max_buffer_bytes,
+        logger=False,
+        engineio_logger=False,
+    )
+    _register_handlers(sio, authenticate, limiter)
+    return sio
+
+
+def _register_handlers(
+    sio: socketio.AsyncServer,
+    authenticate: Authenticate,
+    limiter: RateLimiter | None,
+) -> None:
+    @sio.event
+    async def connect(sid: str, environ: dict, auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        user_id = None
+        if token:
+            try:
+                user_id = (await authenticate(token))["_id"]
+            except AppError as exc:
+                log.info("⛔ Socket refused: %s (socket %s)", exc.message, sid)
+                raise socketio.exceptions.ConnectionRefusedError(
+                    f"Authentication error: {exc.message}"
+                ) from None
+            except PyMongoError as exc:
+                log.warning("⛔ Socket refused, database error: %s (socket %s)", type(exc).__name__, sid)
+                raise socketio.exceptions.ConnectionRefusedError(
+                    "Service temporarily unavailable; try again"
+                ) from None
+        await sio.save_session(sid, {"userId": user_id, "token": token if user_id else None})
+        if user_id:
+            await sio.enter_room(sid, user_room(user_id))
+        log.info("🟢 Client connected: %s%s", sid, f" user: {user_id}" if user_id else " (anonymous)")
+
+    @sio.on("user:identify")
+    async def identify(sid: str, data: Any = None) -> dict:
+        if limiter is not None:
+            try:
+                await limiter.hit("socket_events", sid)
+            except RateLimited as exc:
+                log.warning("⛔ Socket %s is flooding user:identify; refused", sid)
+                return exc.envelope()
+        session = await sio.get_session(sid)
+        own_id = session.get("userId")
+        wanted = data.get("userId") if isinstance(data, dict) else None
+        if not own_id or wanted != own_id:
+            reason = (
+                "Connect with your token (auth: {token}) before identifying"
+                if not own_id
+                else "userId does not match the authenticated user"
+            )
+            log.info("⛔ Identify refused for socket %s: %s", sid, reason)
+            return Forbidden(reason, code="identify_refused").envelope()
+        try:
+            # The token again: a suspension (or revocation) since the handshake
+            # must not let the socket back into the room that was closed on it.
+            await authenticate(session["token"])
+        except AppError as exc:
+            log.info("⛔ Identify refused for socket %s: %s", sid, exc.message)
+            return exc.envelope()
+        except PyMongoError:
+            return ServiceUnavailable().envelope()
+        await sio.enter_room(sid, user_room(own_id))
+        log.info("👤 User identified: %s socket: %s", own_id, sid)
+        return {"success": True}
+
+    @sio.event
+    async def disconnect(sid: str, reason: Any = None) -> None:
+        log.info("🔴 Client disconnected: %s reason: %s", sid, reason)
+
+
+class Notifier:
+    """Named emitters. Called only after the write they announce has succeeded;
+    a failed emit is logged and never fails the request that caused it.
+
+    `drop:new` goes through the live feed's cap (cyberhub/realtime/livefeed.py,
+    LIVE_FEED_MAX_PER_SECOND); every other event is sent at once."""
+
+    def __init__(self, sio: socketio.AsyncServer, metrics: Metrics, *, live_feed_max_per_second: int = 0) -> None:
+        self.sio = sio
+        self.metrics = metrics  # counts every emitted event by name
+        self.feed = LiveFeed(live_feed_max_per_second, self._broadcast_drop,
+                             on_skipped=metrics.live_feed_skipped.inc)
+
+    def connected_clients(self) -> int:
+        return len(self.sio.eio.sockets)
+
+    async def _emit(self, event: str, data: Any = None, *, room: str | None = None) -> None:
+        try:
+            if data is None:
+                await self.sio.emit(event, room=room)
+            else:
+                await self.sio.emit(event, data, room=room)
+        except Exception:  # the database write already happened; clients will refetch
+            log.exception("Emit of %s failed", event)
+            return
+        self.metrics.emitted(event)
+
+    async def cases_updated(self) -> None:
+        await self._emit("cases:updated")
+        log.info("🔥 WebSocket: cases:updated emitted")
+
+    async def balance_updated(self, user_id: str, balance: int) -> None:
+        await self._emit(f"balance:updated:{user_id}", {"balance": balance}, room=user_room(user_id))
+        log.info("💰 WebSocket: balance updated for user %s", user_id)
+
+    async def inventory_updated(self, user_id: str) -> None:
+        await self._emit(f"inventory:updated:{user_id}", room=user_room(user_id))
+        log.info("🎒 WebSocket: inventory updated for user %s", user_id)
+
+    async def drop_new(self, drop: dict) -> None:
+        """Broadcast now, later (the most valuable of its interval) or never (skipped)."""
+        await self.feed.publish(drop)
+
+    async def _broadcast_drop(self, drop: dict) -> None:
+        await self._emit("drop:new", drop)
+        log.info("🎁 WebSocket: drop:new emitted (%s)", drop.get("caseName"))
+
+    def close(self) -> None:
+        self.feed.close()

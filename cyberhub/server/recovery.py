@@ -1,0 +1,154 @@
+"""Recovery: finish or undo money operations interrupted between steps.
+
+Runs at start-up and then every RECOVERY_INTERVAL_SECONDS, on operations older
+than RECOVERY_GRACE_SECONDS (younger ones may still be running in some
+process). For each pending operation it looks at which steps took effect:
+  - open: debited (marker on the user or ledger entry) → finish it forwards;
+          not debited → discard it (no money moved).
+  - sell, payment: the decision is recorded, so always finish forwards
+          (the credit is guarded by the marker and ledger `_id`).
+Then idempotency keys left "running" are settled from their operation, and
+missing case-version archive copies are re-written.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from cyberhub.accounts import suspension
+from cyberhub.admin import adjustments
+from cyberhub.catalogue import cases as catalogue
+from cyberhub.money import inventory, openings, operations, payments, reversals, wallet
+from cyberhub.platform.ids import now
+from cyberhub.store.db import Database, PyMongoError
+
+if TYPE_CHECKING:
+    from handlers.services import Services
+
+log = logging.getLogger("cyberhub.recovery")
+
+
+@dataclass
+class Report:
+    completed: list[str] = field(default_factory=list)
+    discarded: list[str] = field(default_factory=list)
+    users: set[str] = field(default_factory=set)
+    failed: list[str] = field(default_factory=list)
+    keys_settled: int = 0
+    archives_repaired: int = 0
+
+    @property
+    def changed_anything(self) -> bool:
+        return bool(self.completed or self.discarded or self.failed or self.keys_settled or self.archives_repaired)
+
+
+async def recover(db: Database, *, grace_seconds: float = 0.0) -> Report:
+    report = Report()
+    cutoff = now() - timedelta(seconds=grace_seconds)
+    for op in await operations.pending_before(db, cutoff):
+        try:
+            await _repair(db, op, report)
+        except PyMongoError:
+            raise  # the database is away: the whole pass waits for the next one
+        except Exception:  # one broken record must not block the others
+            report.failed.append(op["_id"])
+            log.exception("Recovery could not repair operation %s (%s); left pending", op["_id"], op.get("kind"))
+    report.keys_settled = await _settle_keys(db, cutoff)
+    report.archives_repaired = await catalogue.repair_archive(db)
+    return report
+
+
+async def _repair(db: Database, op: dict, report: Report) -> None:
+    """Every step is idempotent and guarded, so several passes (in several
+    processes) may repair the same operation at once."""
+    kind = op["kind"]
+    if kind == openings.KIND:
+        if not await wallet.is_applied(db, user_id=op["userId"], op_id=op["_id"]):
+            await operations.discard(db, op["_id"])
+            report.discarded.append(op["_id"])
+            return
+        # Read the plan again now that the debit is known to have happened: a live
+        # request re-plans (new nonce, new draw) before each debit attempt, so only
+        # a copy read after the debit is sure to hold the plan that was charged.
+        fresh = await operations.get(db, op["_id"])
+        if fresh is None or fresh["state"] != operations.PENDING:
+            return  # finished by its own request meanwhile
+        await openings.complete(db, fresh, balance_after=None)
+    elif kind == adjustments.KIND:
+        # Like an opening: the live request gives up before the grace, so "not
+        # applied" here means it never will be.
+        if not await wallet.is_applied(db, user_id=op["userId"], op_id=op["_id"]):
+            await operations.discard(db, op["_id"])
+            report.discarded.append(op["_id"])
+            return
+        await adjustments.complete(db, op, balance_after=None)
+    elif kind == inventory.KIND:
+        await inventory.complete_sale(db, op)
+    elif kind == payments.KIND:
+        await payments.complete_payment(db, op)
+    elif kind == reversals.KIND:
+        await reversals.complete(db, op)  # the decision to reverse is recorded: always forwards
+    else:
+        raise ValueError(f"unknown operation kind {kind!r}")
+    report.completed.append(op["_id"])
+    report.users.add(op["userId"])
+
+
+async def _settle_keys(db: Database, cutoff: object) -> int:
+    settled = 0
+    for key in await db.idempotency_keys.find({"state": "running", "createdAt": {"$lte": cutoff}}).to_list(None):
+        try:
+            settled += await _settle_key(db, key)
+        except PyMongoError:
+            raise  # the database is away: the whole pass waits for the next one
+        except Exception:  # one broken key must not stop the others, or the archive repair after them
+            log.exception("Recovery could not settle idempotency key of operation %s; left running", key.get("opId"))
+    return settled
+
+
+async def _settle_key(db: Database, key: dict) -> int:
+    """1 when the key was settled (answer stored, or forgotten), else 0."""
+    op = await operations.get(db, key["opId"])
+    if op is not None and op["state"] == operations.DONE:
+        if op["kind"] == adjustments.KIND:
+            body = await adjustments.replay_body(db, op)
+        else:
+            body = openings.response_body(await openings.result_of(db, op))
+        # Only if still running: the request itself may have stored its answer meanwhile.
+        await db.idempotency_keys.update_one(
+            {"_id": key["_id"], "state": "running"},
+            {"$set": {"state": "done", "response": {"status": 200, "body": body}}},
+        )
+    elif op is None:
+        await db.idempotency_keys.delete_one({"_id": key["_id"], "state": "running", "opId": key["opId"]})
+    else:
+        return 0  # still pending: settled on a later pass
+    return 1
+
+
+async def recover_and_notify(services: Services, *, grace_seconds: float) -> Report:
+    report = await recover(services.db, grace_seconds=grace_seconds)
+    if report.changed_anything:
+        log.warning(
+            "Recovery: %d operation(s) completed, %d discarded, %d failed, %d idempotency key(s) settled, "
+            "%d archive(s) repaired", len(report.completed), len(report.discarded), len(report.failed),
+            report.keys_settled, report.archives_repaired,
+        )
+    metrics = services.metrics.recovery_actions
+    for action, count in (("completed", len(report.completed)), ("discarded", len(report.discarded)),
+                          ("failed", len(report.failed)),
+                          ("key_settled", report.keys_settled), ("archive_repaired", report.archives_repaired)):
+        if count:
+            metrics.labels(action).inc(count)
+    for user_id in report.users:
+        await services.notifier.balance_updated(user_id, await wallet.balance_of(services.db, user_id))
+        await services.notifier.inventory_updated(user_id)
+        # A reversal finished here may have suspended the player (shortfall):
+        # their sockets go, as when the live request suspends them.
+        user = await services.db.users.find_one({"_id": user_id}, projection={"suspended": 1})
+        if user is not None and user.get("suspended"):
+            await suspension.disconnect_sockets(services.sio, user_id)
+    return report

@@ -1,0 +1,63 @@
+"""The process-wide objects handlers need, built once and passed to the app."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+
+from cyberhub.accounts.security import Passwords, Tokens
+from cyberhub.catalogue.cache import CatalogueCache
+from cyberhub.catalogue.public_stats import PublicStatsCache
+from cyberhub.platform.metrics import Metrics
+from cyberhub.platform.ratelimit import RateLimiter
+from cyberhub.realtime.sockets import Notifier
+from settings import Settings
+
+
+class InFlight:
+    """Counts REST requests being handled, so shutdown can wait for them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count = max(0, self.count - 1)
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self, limit_seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), limit_seconds)
+            return True
+        except TimeoutError:
+            return False
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Any
+    tokens: Tokens
+    passwords: Passwords
+    sio: socketio.AsyncServer
+    notifier: Notifier
+    limiter: RateLimiter
+    metrics: Metrics
+    inflight: InFlight = field(default_factory=InFlight)
+    api_routes: list[tuple] = field(default_factory=list)  # the REST routes, set by make_app
+    openapi_json: str | None = None  # built from api_routes on first request
+    catalogue_cache: CatalogueCache = field(default_factory=CatalogueCache)
+    stats_cache: PublicStatsCache = field(default_factory=PublicStatsCache)
+
+    def cors_allows(self, origin: str) -> bool:
+        allowed = self.settings.cors_origin_list
+        return "*" in allowed or origin in allowed
