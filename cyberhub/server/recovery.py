@@ -2,11 +2,13 @@
 
 Runs at start-up and then every RECOVERY_INTERVAL_SECONDS, on operations older
 than RECOVERY_GRACE_SECONDS (younger ones may still be running in some
-process). For each pending operation it looks at which steps took effect:
-  - open: debited (marker on the user or ledger entry) → finish it forwards;
-          not debited → discard it (no money moved).
-  - sell, payment: the decision is recorded, so always finish forwards
-          (the credit is guarded by the marker and ledger `_id`).
+process). Each kind of operation says, in KINDS, how it is repaired from
+the steps that took effect:
+  - open, adjust: debited (marker on the user or ledger entry) → finish it
+          forwards; not debited → discard it (no money moved).
+  - sell, payment, reverse: the decision is recorded, so always finish
+          forwards (the credit is guarded by the marker and ledger `_id`).
+A new kind of money operation adds its entry to KINDS.
 Then idempotency keys left "running" are settled from their operation, and
 missing case-version archive copies are re-written.
 """
@@ -14,8 +16,10 @@ missing case-version archive copies are re-written.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 from cyberhub.accounts import suspension
@@ -61,40 +65,72 @@ async def recover(db: Database, *, grace_seconds: float = 0.0) -> Report:
     return report
 
 
-async def _repair(db: Database, op: dict, report: Report) -> None:
-    """Every step is idempotent and guarded, so several passes (in several
-    processes) may repair the same operation at once."""
-    kind = op["kind"]
-    if kind == openings.KIND:
-        if not await wallet.is_applied(db, user_id=op["userId"], op_id=op["_id"]):
-            await operations.discard(db, op["_id"])
-            report.discarded.append(op["_id"])
-            return
-        # Read the plan again now that the debit is known to have happened: a live
-        # request re-plans (new nonce, new draw) before each debit attempt, so only
-        # a copy read after the debit is sure to hold the plan that was charged.
-        fresh = await operations.get(db, op["_id"])
-        if fresh is None or fresh["state"] != operations.PENDING:
-            return  # finished by its own request meanwhile
+@dataclass(frozen=True)
+class Kind:
+    """How recovery treats one kind of operation record.
+
+    `repair(db, op)` finishes the operation forwards and returns True, or
+    discards it (no money moved) and returns False; every step it takes must
+    be idempotent and guarded, since several passes (in several processes)
+    may repair the same operation at once. `replay_body(db, op)` rebuilds the
+    answer stored for an Idempotency-Key whose request died after the
+    operation finished (None: the kind is never behind such a key)."""
+
+    repair: Callable[[Database, dict], Awaitable[bool]]
+    replay_body: Callable[[Database, dict], Awaitable[dict]] | None = None
+
+
+async def _repair_opening(db: Database, op: dict) -> bool:
+    if not await wallet.is_applied(db, user_id=op["userId"], op_id=op["_id"]):
+        await operations.discard(db, op["_id"])
+        return False
+    # Read the plan again now that the debit is known to have happened: a live
+    # request re-plans (new nonce, new draw) before each debit attempt, so only
+    # a copy read after the debit is sure to hold the plan that was charged.
+    fresh = await operations.get(db, op["_id"])
+    if fresh is not None and fresh["state"] == operations.PENDING:  # else finished by its own request meanwhile
         await openings.complete(db, fresh, balance_after=None)
-    elif kind == adjustments.KIND:
-        # Like an opening: the live request gives up before the grace, so "not
-        # applied" here means it never will be.
-        if not await wallet.is_applied(db, user_id=op["userId"], op_id=op["_id"]):
-            await operations.discard(db, op["_id"])
-            report.discarded.append(op["_id"])
-            return
-        await adjustments.complete(db, op, balance_after=None)
-    elif kind == inventory.KIND:
-        await inventory.complete_sale(db, op)
-    elif kind == payments.KIND:
-        await payments.complete_payment(db, op)
-    elif kind == reversals.KIND:
-        await reversals.complete(db, op)  # the decision to reverse is recorded: always forwards
+    return True
+
+
+async def _repair_adjustment(db: Database, op: dict) -> bool:
+    # Like an opening: the live request gives up before the grace, so "not
+    # applied" here means it never will be.
+    if not await wallet.is_applied(db, user_id=op["userId"], op_id=op["_id"]):
+        await operations.discard(db, op["_id"])
+        return False
+    await adjustments.complete(db, op, balance_after=None)
+    return True
+
+
+async def _forwards(finish: Callable[[Database, dict], Awaitable[object]], db: Database, op: dict) -> bool:
+    """For kinds whose decision is recorded before any money moves: always forwards."""
+    await finish(db, op)
+    return True
+
+
+async def _opening_body(db: Database, op: dict) -> dict:
+    return openings.response_body(await openings.result_of(db, op))
+
+
+KINDS: dict[str, Kind] = {
+    openings.KIND: Kind(_repair_opening, _opening_body),
+    adjustments.KIND: Kind(_repair_adjustment, adjustments.replay_body),
+    inventory.KIND: Kind(partial(_forwards, inventory.complete_sale)),
+    payments.KIND: Kind(partial(_forwards, payments.complete_payment)),
+    reversals.KIND: Kind(partial(_forwards, reversals.complete)),
+}
+
+
+async def _repair(db: Database, op: dict, report: Report) -> None:
+    kind = KINDS.get(op["kind"])
+    if kind is None:
+        raise ValueError(f"unknown operation kind {op['kind']!r}")
+    if await kind.repair(db, op):
+        report.completed.append(op["_id"])
+        report.users.add(op["userId"])
     else:
-        raise ValueError(f"unknown operation kind {kind!r}")
-    report.completed.append(op["_id"])
-    report.users.add(op["userId"])
+        report.discarded.append(op["_id"])
 
 
 async def _settle_keys(db: Database, cutoff: object) -> int:
@@ -112,11 +148,9 @@ async def _settle_keys(db: Database, cutoff: object) -> int:
 async def _settle_key(db: Database, key: dict) -> int:
     """1 when the key was settled (answer stored, or forgotten), else 0."""
     op = await operations.get(db, key["opId"])
-    if op is not None and op["state"] == operations.DONE:
-        if op["kind"] == adjustments.KIND:
-            body = await adjustments.replay_body(db, op)
-        else:
-            body = openings.response_body(await openings.result_of(db, op))
+    replay = KINDS[op["kind"]].replay_body if op is not None and op["kind"] in KINDS else None
+    if op is not None and op["state"] == operations.DONE and replay is not None:
+        body = await replay(db, op)
         # Only if still running: the request itself may have stored its answer meanwhile.
         await db.idempotency_keys.update_one(
             {"_id": key["_id"], "state": "running"},
