@@ -23,7 +23,6 @@ from cyberhub.platform.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
-    RateLimited,
     ServiceUnavailable,
     Unauthorized,
     error_for_status,
@@ -176,11 +175,7 @@ class BaseHandler(tornado.web.RequestHandler):
     async def _count_rate_limits(self) -> None:
         for rule, scope in self.rate_limits:
             key = self.user_id if scope == "user" else (self.request.remote_ip or "unknown")
-            try:
-                await self.services.limiter.hit(rule, key)
-            except RateLimited:
-                self.services.metrics.rate_limited.labels(type(self).__name__).inc()
-                raise
+            await self.services.limiter.hit(rule, key)  # counts its own refusals (/metrics)
 
     # --- auth ------------------------------------------------------------------
     async def _authenticate(self) -> None:

@@ -79,5 +79,8 @@ class ErrorResponse(PublicModel):
 class HealthResponse(PublicModel):
     status: Literal["ok", "degraded"]
     websocket: str
+    # The Redis relay between processes: "local" without REDIS_URL, "up", or
+    # "down" while Redis is unreachable (not a reason for 503: it is optional).
+    relay: Literal["local", "up", "down"]
     clients: int
     timestamp: str

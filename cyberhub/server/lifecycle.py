@@ -52,7 +52,9 @@ def build_services(settings: Settings, database: Any) -> Services:
     )
     manager = sio.manager
     metrics = Metrics(connected_sockets=lambda: len(sio.eio.sockets),
-                      socket_deliveries=lambda: {"fast": manager.fast_deliveries, "queued": manager.queued_deliveries})
+                      socket_deliveries=lambda: {"fast": manager.fast_deliveries, "queued": manager.queued_deliveries},
+                      rate_limits=limiter,
+                      lost_relays=(lambda: manager.lost_relays) if settings.redis_url else None)
     notifier = Notifier(sio, metrics, live_feed_max_per_second=settings.live_feed_max_per_second)
     return Services(settings=settings, db=database, tokens=tokens, passwords=passwords, sio=sio,
                     notifier=notifier, limiter=limiter, metrics=metrics)
