@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from cyberhub.platform.errors import BadRequest, ValidationFailed
+from cyberhub.platform.models import READABLE_NOT_BLANK
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -16,9 +17,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _message(err: Any) -> str:
+    # The readable-text pattern is long and says nothing to a person: name the rule instead.
+    if err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == READABLE_NOT_BLANK:
+        return "String must hold a visible character and no control or bidi-control character"
+    return err["msg"]
+
+
 def validation_details(exc: ValidationError) -> list[dict[str, str]]:
     return [
-        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
+        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": _message(err)}
         for err in exc.errors(include_url=False)
     ]
 
