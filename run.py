@@ -40,12 +40,23 @@ class StartupFailed(Exception):
         self.code = code
 
 
+def settings_problems(exc: ValidationError) -> str:
+    """Every problem in one line: "PORT: ...; production requires ...". The
+    values are never echoed (Settings hides its input in errors)."""
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        message = err["msg"].removeprefix("Value error, ")
+        where = ".".join(str(part) for part in err["loc"]).upper()
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
+
+
 def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
         configure_logging()
-        raise StartupFailed(f"Invalid settings:\n{exc}", EXIT_CONFIG) from None
+        raise StartupFailed(f"Invalid settings: {settings_problems(exc)}", EXIT_CONFIG) from None
 
 
 def check_stop_grace(settings: Settings, grace: str | None) -> None:
