@@ -7,7 +7,8 @@ instead of a restart loop.
 
 Every start-up failure — bad settings, database or Redis unreachable, port in
 use, SIGTERM / Ctrl-C before the server is up — is one log line and a
-non-zero exit, never a traceback.
+non-zero exit, never a traceback. A second SIGTERM / Ctrl-C during shutdown
+ends the process at once (exit 4, logged).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from settings import Settings
 
 log = logging.getLogger("cyberhub")
 
-EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 2, 1, 3
+EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_INTERRUPTED, EXIT_FORCED = 2, 1, 3, 4
 
 
 class StartupFailed(Exception):
@@ -105,6 +106,16 @@ async def start_up(settings: Settings) -> tuple[Server, Any]:
     return server, store
 
 
+def exit_at_once(server: Server) -> None:
+    """A second SIGINT/SIGTERM during shutdown: the operator wants it over now.
+    Requests still running are abandoned (an interrupted money operation is
+    finished or undone by recovery at the next start); exit code 4."""
+    log.error("Second signal during shutdown: exiting at once, %d request(s) abandoned",
+              server.services.inflight.count)
+    logging.shutdown()  # flush the line above: os._exit skips every handler
+    os._exit(EXIT_FORCED)
+
+
 async def main(argv: list[str]) -> int:
     try:
         settings = load_settings()
@@ -141,6 +152,8 @@ async def main(argv: list[str]) -> int:
         return exc.code
     log.info("✅ Server with WebSocket running on port %d (%s)", server.port, settings.environment)
     await stopping
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, exit_at_once, server)
     await server.shutdown()
     store.close()
     return 0

@@ -24,6 +24,7 @@ from cyberhub.platform.errors import (
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
+    ShuttingDown,
     Unauthorized,
     error_for_status,
 )
@@ -97,7 +98,7 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("Vary", "Origin")
 
     async def prepare(self) -> None:
-        self.services.inflight.enter()
+        self.services.inflight.enter(self)
         self._in_flight = True
         try:
             declared = declared_length(self.request.headers.get("Content-Length"))
@@ -152,7 +153,19 @@ class BaseHandler(tornado.web.RequestHandler):
         """The request's end, counted once whichever of the two ends it."""
         if self._in_flight:
             self._in_flight = False
-            self.services.inflight.leave()
+            self.services.inflight.leave(self)
+
+    def refuse_if_unstarted(self) -> bool:
+        """At shutdown: a request whose body has not fully arrived has not
+        started (its handler method runs only once the body is complete), so it
+        is answered 503 at once, with the connection closed, instead of keeping
+        shutdown waiting for a client that stalls mid-body. True if refused."""
+        body = getattr(self.request, "_body_future", None)
+        if self._finished or body is None or body.done():
+            return False
+        refusal = ShuttingDown()
+        self.send_error(refusal.status, exc_info=(type(refusal), refusal, None))
+        return True
 
     def data_received(self, chunk: bytes) -> None:
         self._received += len(chunk)

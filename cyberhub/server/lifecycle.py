@@ -149,8 +149,13 @@ class Server:
         """Stop accepting, finish in-flight requests, tell sockets, then stop."""
         settings = self.services.settings
         self.http.stop()
+        # A request whose body has not arrived has not started: refused now (503
+        # shutting_down) rather than waited for, so one stalled client cannot
+        # hold shutdown for SHUTDOWN_TIMEOUT_SECONDS.
+        refused = self.services.inflight.refuse_unstarted()
         # Logged once the listener is closed (tests/test_shutdown.py waits for this line).
-        log.info("Shutting down: no new connections; waiting for %d request(s)", self.services.inflight.count)
+        log.info("Shutting down: no new connections; waiting for %d request(s) (%d refused, body not received)",
+                 self.services.inflight.count, refused)
         if self._recovery_task:
             self._recovery_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
