@@ -1,5 +1,5 @@
 """Free text an operator reads — adjustment and suspension reasons, case and
-item names — refuses control characters (NUL, ESC, CR/LF, DEL, C1) and the
+item names, image URLs — refuses control characters (NUL, ESC, CR/LF, DEL, C1) and the
 bidi embedding/override/isolate marks (U+202A-U+202E, U+2066-U+2069): 400
 `validation_error`, nothing written, and the OpenAPI document's pattern says
 the same (schemathesis generates from it)."""
@@ -36,6 +36,8 @@ async def test_reasons_and_names_with_control_or_bidi_characters_are_refused(liv
     assert_refused(await live.api.post("/api/admin/cases", {**sample_case, "name": text}, token=token))
     item = {**sample_case["items"][0], "name": text}
     assert_refused(await live.api.post("/api/admin/cases", {**sample_case, "items": [item]}, token=token))
+    assert_refused(await live.api.post("/api/admin/cases", {**sample_case, "image": f"https://x.example/{text}"},
+                                       token=token))
 
     user = await live.db.users.find_one({"_id": user_id})
     assert user["balance"] == 1000 and not user.get("suspended")
@@ -68,3 +70,6 @@ async def test_the_openapi_patterns_refuse_the_same_characters(live):
         for text in GOOD:
             assert pattern.search(text), (schema, text)
         assert not pattern.search(" \t\u00a0"), "blank text is refused too"
+    image = re.compile(schemas["CaseInput"]["properties"]["image"]["anyOf"][0]["pattern"])
+    assert all(not image.search(f"https://x.example/{text}") for text in BAD)
+    assert image.search("https://cdn.example/cases/starter.png") and image.search("")

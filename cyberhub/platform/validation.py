@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from cyberhub.platform.errors import BadRequest, ValidationFailed
 from cyberhub.platform.models import READABLE_NOT_BLANK
+from cyberhub.platform.text import READABLE_PATTERN
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -19,8 +20,11 @@ def _reject_constant(name: str) -> Any:
 
 def _message(err: Any) -> str:
     # The readable-text pattern is long and says nothing to a person: name the rule instead.
-    if err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == READABLE_NOT_BLANK:
+    pattern = err.get("ctx", {}).get("pattern") if err["type"] == "string_pattern_mismatch" else None
+    if pattern == READABLE_NOT_BLANK:
         return "String must hold a visible character and no control or bidi-control character"
+    if pattern == READABLE_PATTERN:
+        return "String must not hold a control or bidi-control character"
     return err["msg"]
 
 
