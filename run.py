@@ -41,23 +41,35 @@ class StartupFailed(Exception):
         self.code = code
 
 
-def settings_problems(exc: ValidationError) -> str:
-    """Every problem in one line: "PORT: ...; production requires ...". The
-    values are never echoed (Settings hides its input in errors)."""
+def settings_problems(exc: ValidationError) -> list[str]:
+    """Each problem as "PORT: ..." or "production requires ...". The values
+    are never echoed (Settings hides its input in errors)."""
     problems = []
     for err in exc.errors(include_url=False, include_input=False):
         message = err["msg"].removeprefix("Value error, ")
         where = ".".join(str(part) for part in err["loc"]).upper()
         problems.append(f"{where}: {message}" if where else message)
-    return "; ".join(problems)
+    return problems
 
 
 def load_settings() -> Settings:
+    """Settings, or every problem in one line. A malformed value (PORT=abc)
+    stops pydantic before the cross-field checks (secrets, production rules,
+    the admin account): those are run again with the malformed ones at their
+    defaults, so one round names everything to fix."""
     try:
         return Settings()
     except ValidationError as exc:
+        problems = settings_problems(exc)
+        malformed = {str(err["loc"][0]) for err in exc.errors() if err["loc"]} & set(Settings.model_fields)
+        if malformed:
+            defaults = {name: Settings.model_fields[name].get_default(call_default_factory=True) for name in malformed}
+            try:
+                Settings(**defaults)
+            except ValidationError as rest:
+                problems += [p for p in settings_problems(rest) if p not in problems]
         configure_logging()
-        raise StartupFailed(f"Invalid settings: {settings_problems(exc)}", EXIT_CONFIG) from None
+        raise StartupFailed(f"Invalid settings: {'; '.join(problems)}", EXIT_CONFIG) from None
 
 
 def check_stop_grace(settings: Settings, grace: str | None) -> None:

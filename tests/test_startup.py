@@ -89,8 +89,11 @@ async def test_an_admin_that_could_never_log_in_is_refused_in_development(userna
 
 
 async def test_a_blank_production_set_up_names_every_problem_on_one_line():
-    process = await spawn("--check-config", ENVIRONMENT="production")
+    """Malformed values too: PORT=abc used to hide every other problem until fixed."""
+    process = await spawn("--check-config", ENVIRONMENT="production", PORT="abc")
     assert await process.wait() == 2
-    assert_one_clear_error(process, "Invalid settings: production requires JWT_SECRET, PAYMENT_WEBHOOK_SECRET")
+    assert_one_clear_error(process, "Invalid settings: PORT: Input should be a valid integer")
     line = next(line for line in process.lines if " ERROR " in line)
-    assert all(name in line for name in ("MONGODB_URI", "METRICS_TOKEN", "CORS_ORIGINS")), line
+    for problem in ("production requires JWT_SECRET, PAYMENT_WEBHOOK_SECRET", "MONGODB_URI", "METRICS_TOKEN",
+                    "CORS_ORIGINS"):
+        assert problem in line, line
