@@ -7,7 +7,8 @@ instead of a restart loop.
 
 Every start-up failure — bad settings, database or Redis unreachable, port in
 use, SIGTERM / Ctrl-C before the server is up — is one log line and a
-non-zero exit, never a traceback.
+non-zero exit, never a traceback. A second SIGTERM / Ctrl-C during shutdown
+ends the process at once (exit 4, logged).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from settings import Settings
 
 log = logging.getLogger("cyberhub")
 
-EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 2, 1, 3
+EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_INTERRUPTED, EXIT_FORCED = 2, 1, 3, 4
 
 
 class StartupFailed(Exception):
@@ -40,12 +41,35 @@ class StartupFailed(Exception):
         self.code = code
 
 
+def settings_problems(exc: ValidationError) -> list[str]:
+    """Each problem as "PORT: ..." or "production requires ...". The values
+    are never echoed (Settings hides its input in errors)."""
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        message = err["msg"].removeprefix("Value error, ")
+        where = ".".join(str(part) for part in err["loc"]).upper()
+        problems.append(f"{where}: {message}" if where else message)
+    return problems
+
+
 def load_settings() -> Settings:
+    """Settings, or every problem in one line. A malformed value (PORT=abc)
+    stops pydantic before the cross-field checks (secrets, production rules,
+    the admin account): those are run again with the malformed ones at their
+    defaults, so one round names everything to fix."""
     try:
         return Settings()
     except ValidationError as exc:
+        problems = settings_problems(exc)
+        malformed = {str(err["loc"][0]) for err in exc.errors() if err["loc"]} & set(Settings.model_fields)
+        if malformed:
+            defaults = {name: Settings.model_fields[name].get_default(call_default_factory=True) for name in malformed}
+            try:
+                Settings(**defaults)
+            except ValidationError as rest:
+                problems += [p for p in settings_problems(rest) if p not in problems]
         configure_logging()
-        raise StartupFailed(f"Invalid settings:\n{exc}", EXIT_CONFIG) from None
+        raise StartupFailed(f"Invalid settings: {'; '.join(problems)}", EXIT_CONFIG) from None
 
 
 def check_stop_grace(settings: Settings, grace: str | None) -> None:
@@ -94,6 +118,16 @@ async def start_up(settings: Settings) -> tuple[Server, Any]:
     return server, store
 
 
+def exit_at_once(server: Server) -> None:
+    """A second SIGINT/SIGTERM during shutdown: the operator wants it over now.
+    Requests still running are abandoned (an interrupted money operation is
+    finished or undone by recovery at the next start); exit code 4."""
+    log.error("Second signal during shutdown: exiting at once, %d request(s) abandoned",
+              server.services.inflight.count)
+    logging.shutdown()  # flush the line above: os._exit skips every handler
+    os._exit(EXIT_FORCED)
+
+
 async def main(argv: list[str]) -> int:
     try:
         settings = load_settings()
@@ -130,6 +164,8 @@ async def main(argv: list[str]) -> int:
         return exc.code
     log.info("✅ Server with WebSocket running on port %d (%s)", server.port, settings.environment)
     await stopping
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, exit_at_once, server)
     await server.shutdown()
     store.close()
     return 0

@@ -11,8 +11,10 @@ import secrets
 from typing import Literal
 
 import limits
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cyberhub.accounts.models import Credentials
 
 MIB = 1024 * 1024
 
@@ -104,29 +106,54 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _guard_secrets(self) -> Settings:
-        missing = [name for name in ("jwt_secret", "payment_webhook_secret") if not self._secret(name)]
-        if self.environment == "production":
-            if missing:
-                raise ValueError(f"production requires {', '.join(n.upper() for n in missing)}")
-            weak = [n.upper() for n in ("jwt_secret", "payment_webhook_secret") if len(self._secret(n)) < 32]
-            if weak:
-                raise ValueError(f"{', '.join(weak)} must be at least 32 characters in production")
-            if not self.mongodb_uri:
-                raise ValueError("production requires MONGODB_URI (the embedded store loses everything on restart)")
-            if self.metrics_token is None:
-                raise ValueError("production requires METRICS_TOKEN (/metrics shows revenue)")
-            if "*" in self.cors_origin_list:
-                raise ValueError("CORS_ORIGINS='*' is only allowed in development")
-        for name in missing:
-            setattr(self, name, SecretStr(secrets.token_urlsafe(32)))
-            self.generated_secrets.append(name.upper())
+        # Every problem at once, in one message: an operator fixing a blank
+        # set-up should not need one round per setting.
+        problems = [*self._production_problems(), *self._admin_problems()]
         # An Idempotency-Key request may take one deadline to start its operation
         # and one more to move the money: both must end before recovery judges it.
         if 0 < self.recovery_grace_seconds <= 2 * self.operation_deadline_seconds:
-            raise ValueError("OPERATION_DEADLINE_SECONDS must be below half of RECOVERY_GRACE_SECONDS")
-        if bool(self.admin_username) != bool(self.admin_password):
-            raise ValueError("ADMIN_USERNAME and ADMIN_PASSWORD must be set together")
+            problems.append("OPERATION_DEADLINE_SECONDS must be below half of RECOVERY_GRACE_SECONDS")
+        if problems:
+            raise ValueError("; ".join(problems))
+        for name in ("jwt_secret", "payment_webhook_secret"):
+            if not self._secret(name):
+                setattr(self, name, SecretStr(secrets.token_urlsafe(32)))
+                self.generated_secrets.append(name.upper())
         return self
+
+    def _production_problems(self) -> list[str]:
+        if self.environment != "production":
+            return []
+        problems = []
+        missing = [n.upper() for n in ("jwt_secret", "payment_webhook_secret") if not self._secret(n)]
+        if missing:
+            problems.append(f"production requires {', '.join(missing)}")
+        weak = [n.upper() for n in ("jwt_secret", "payment_webhook_secret") if 0 < len(self._secret(n)) < 32]
+        if weak:
+            problems.append(f"{', '.join(weak)} must be at least 32 characters in production")
+        if not self.mongodb_uri:
+            problems.append("production requires MONGODB_URI (the embedded store loses everything on restart)")
+        if self.metrics_token is None:
+            problems.append("production requires METRICS_TOKEN (/metrics shows revenue)")
+        if "*" in self.cors_origin_list:
+            problems.append("CORS_ORIGINS='*' is only allowed in development")
+        return problems
+
+    def _admin_problems(self) -> list[str]:
+        """The configured admin must be able to log in: the same rules as
+        registration (cyberhub/accounts/models.py), in every environment."""
+        if bool(self.admin_username) != bool(self.admin_password):
+            return ["ADMIN_USERNAME and ADMIN_PASSWORD must be set together"]
+        if not self.admin_username or self.admin_password is None:
+            return []
+        try:
+            Credentials.model_validate({"username": self.admin_username,
+                                        "password": self.admin_password.get_secret_value()})
+        except ValidationError as exc:
+            rules = {"username": "ADMIN_USERNAME must be 3 to 32 of A-Z, a-z, 0-9 and _ (as registration requires)",
+                     "password": "ADMIN_PASSWORD must be 8 to 128 characters (as registration requires)"}
+            return [rules[str(err["loc"][0])] for err in exc.errors()]
+        return []
 
     def _secret(self, name: str) -> str:
         value = getattr(self, name)

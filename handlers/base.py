@@ -23,8 +23,8 @@ from cyberhub.platform.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
-    RateLimited,
     ServiceUnavailable,
+    ShuttingDown,
     Unauthorized,
     error_for_status,
 )
@@ -98,7 +98,7 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("Vary", "Origin")
 
     async def prepare(self) -> None:
-        self.services.inflight.enter()
+        self.services.inflight.enter(self)
         self._in_flight = True
         try:
             declared = declared_length(self.request.headers.get("Content-Length"))
@@ -153,7 +153,19 @@ class BaseHandler(tornado.web.RequestHandler):
         """The request's end, counted once whichever of the two ends it."""
         if self._in_flight:
             self._in_flight = False
-            self.services.inflight.leave()
+            self.services.inflight.leave(self)
+
+    def refuse_if_unstarted(self) -> bool:
+        """At shutdown: a request whose body has not fully arrived has not
+        started (its handler method runs only once the body is complete), so it
+        is answered 503 at once, with the connection closed, instead of keeping
+        shutdown waiting for a client that stalls mid-body. True if refused."""
+        body = getattr(self.request, "_body_future", None)
+        if self._finished or body is None or body.done():
+            return False
+        refusal = ShuttingDown()
+        self.send_error(refusal.status, exc_info=(type(refusal), refusal, None))
+        return True
 
     def data_received(self, chunk: bytes) -> None:
         self._received += len(chunk)
@@ -176,11 +188,7 @@ class BaseHandler(tornado.web.RequestHandler):
     async def _count_rate_limits(self) -> None:
         for rule, scope in self.rate_limits:
             key = self.user_id if scope == "user" else (self.request.remote_ip or "unknown")
-            try:
-                await self.services.limiter.hit(rule, key)
-            except RateLimited:
-                self.services.metrics.rate_limited.labels(type(self).__name__).inc()
-                raise
+            await self.services.limiter.hit(rule, key)  # counts its own refusals (/metrics)
 
     # --- auth ------------------------------------------------------------------
     async def _authenticate(self) -> None:

@@ -18,21 +18,30 @@ from settings import Settings
 
 
 class InFlight:
-    """Counts REST requests being handled, so shutdown can wait for them."""
+    """The REST requests being handled, so shutdown can wait for them — and
+    refuse at once those whose body has not arrived (they have not started)."""
 
     def __init__(self) -> None:
-        self.count = 0
+        self.requests: set[Any] = set()  # BaseHandler instances
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def enter(self) -> None:
-        self.count += 1
+    @property
+    def count(self) -> int:
+        return len(self.requests)
+
+    def enter(self, request: Any) -> None:
+        self.requests.add(request)
         self._idle.clear()
 
-    def leave(self) -> None:
-        self.count = max(0, self.count - 1)
-        if self.count == 0:
+    def leave(self, request: Any) -> None:
+        self.requests.discard(request)
+        if not self.requests:
             self._idle.set()
+
+    def refuse_unstarted(self) -> int:
+        """Answers 503 to every request still waiting for its body; their count."""
+        return sum(1 for request in list(self.requests) if request.refuse_if_unstarted())
 
     async def wait_idle(self, limit_seconds: float) -> bool:
         try:

@@ -25,12 +25,13 @@ async def clients_in_health(live) -> int:
 
 
 async def test_health_shape_is_exactly_the_spec(live):
-    """Exactly status / websocket / clients / timestamp, with an ISO-8601 UTC time."""
+    """Exactly status / websocket / relay / clients / timestamp, with an ISO-8601 UTC time."""
     reply = await live.api.get("/health")
     assert reply.status == 200
     assert reply.headers["Content-Type"].startswith("application/json")
-    assert set(reply.body) == {"status", "websocket", "clients", "timestamp"}
+    assert set(reply.body) == {"status", "websocket", "relay", "clients", "timestamp"}
     assert reply.body["status"] == "ok" and reply.body["websocket"] == "active"
+    assert reply.body["relay"] == "local"  # no REDIS_URL: one process, nothing to relay
     assert reply.body["clients"] == 0 and type(reply.body["clients"]) is int
     assert_timestamp_is_now(reply.body["timestamp"])
 
@@ -60,7 +61,7 @@ async def test_store_down_is_503_degraded_and_recovers(live):
         live.chaos.down = True
         reply = await live.api.get("/health")
         assert reply.status == 503
-        assert set(reply.body) == {"status", "websocket", "clients", "timestamp"}
+        assert set(reply.body) == {"status", "websocket", "relay", "clients", "timestamp"}
         assert reply.body["status"] == "degraded" and reply.body["websocket"] == "active"
         assert reply.body["clients"] == 1
         assert_timestamp_is_now(reply.body["timestamp"])

@@ -52,7 +52,7 @@ async def test_health_body_has_the_documented_shape(live):
     reply = await live.api.get("/health")
     assert reply.status == 200
     assert HealthResponse.model_validate(reply.body).model_dump(mode="json", by_alias=True) == reply.body
-    assert list(reply.body) == ["status", "websocket", "clients", "timestamp"]
+    assert list(reply.body) == ["status", "websocket", "relay", "clients", "timestamp"]
     assert "ETag" not in reply.headers
 
 

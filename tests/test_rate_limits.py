@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.support.client import connect_socket
 from tests.test_economy import create_case, funded_user
 
 
@@ -53,7 +54,7 @@ async def test_opens_per_user_and_nothing_changes_when_limited(start_live, sampl
     assert await live.db.inventory.count_documents({"userId": user_id}) == 2
     assert (await live.api.post("/api/cases/open", {"caseId": case["id"]}, token=other)).status == 200
     metrics = (await live.api.get("/metrics")).body
-    assert 'cyberhub_rate_limited_total{route="OpenCaseHandler"} 1.0' in metrics
+    assert 'cyberhub_rate_limited_total{rule="open_per_user"} 1.0' in metrics
 
 
 async def test_claims_seed_changes_and_verify_are_limited(start_live, sample_case):
@@ -198,3 +199,39 @@ async def test_stats_are_computed_at_most_once_per_window(live, sample_case):
     assert second["casesOpened"] == first["casesOpened"] == 0, "served from the cache"
     live.services.stats_cache.MAX_AGE_SECONDS = 0
     assert (await live.api.get("/api/stats/public")).body["casesOpened"] == 1
+
+
+def limited_counts(metrics: str) -> dict[str, float]:
+    """cyberhub_rate_limited_total by its one label, `rule`."""
+    counts = {}
+    for line in metrics.splitlines():
+        if line.startswith("cyberhub_rate_limited_total{"):
+            labels, value = line.removeprefix("cyberhub_rate_limited_total{").split("} ")
+            assert labels.startswith('rule="') and labels.count("=") == 1, line
+            counts[labels[len('rule="'):-1]] = float(value)
+    return counts
+
+
+async def test_every_refusal_by_every_limit_is_counted_by_rule(start_live):
+    """Login lockouts, forged-webhook refusals and socket event refusals count
+    too (they used to be missed: only the handlers' declared limits counted,
+    labelled by handler class), each under its rule's name."""
+    live = await start_live(rate_limit_login_failures="1/minute", rate_limit_webhook_forged_per_ip="1/minute",
+                            rate_limit_socket_events="1/minute")
+    token, user = await live.api.register("counted", "the real password")
+    assert (await live.api.post("/api/auth/login", {"username": "counted", "password": "wrong guess"})).status == 401
+    for _ in range(2):
+        assert_limited(await live.api.post("/api/auth/login", {"username": "counted", "password": "wrong guess"}))
+    for expected in (401, 429, 429, 429):
+        forged = await live.api.post("/api/payment/callback", {"paymentId": "p"}, headers={"X-Signature": "t=1,v1=00"})
+        assert forged.status == expected, forged
+    client, _ = await connect_socket(live.base_url, token=token)
+    try:
+        acks = [await client.call("user:identify", {"userId": user["id"]}) for _ in range(2)]
+        assert acks[0] == {"success": True} and acks[1]["code"] == "rate_limited"
+    finally:
+        await client.disconnect()
+    metrics = (await live.api.get("/metrics")).body
+    assert limited_counts(metrics) == {"login_failures": 2, "webhook_forged_per_ip": 3, "socket_events": 1}
+    # The limits' store answered every check (no Redis here to fail).
+    assert "cyberhub_rate_limit_fallback_total 0.0" in metrics

@@ -58,3 +58,32 @@ async def test_walkthrough_runs_twice_against_a_fresh_server():
             assert [item["id"] for item in inventory["items"]] == [opened["item"]["id"]]
     finally:
         assert await server.stop() == 0
+
+
+def commands(block: str) -> list[str]:
+    """A bash block's command lines, comments and blank lines dropped."""
+    lines = (line.split("#", 1)[0].strip() if " #" in line or line.startswith("#") else line.strip()
+             for line in block.splitlines())
+    return [line for line in lines if line]
+
+
+def test_ci_does_exactly_the_readme_test_set_up():
+    """`.ci/run` runs the README's own set-up lines (a virtual environment made
+    and activated before any pip or python, then the dev requirements and the
+    JS packages), lints, then the README's test command; no `python`/`pip`
+    outside the environment (a stock Debian has neither command)."""
+    readme = commands(bash_block_after("Tests — the whole suite"))
+    venv, install, test = readme[1:]
+    assert venv == "python3 -m venv .venv && . .venv/bin/activate", readme
+    assert install == "pip install -r requirements-dev.txt && npm ci --prefix js", readme
+    assert test == "python -m pytest", readme
+    assert "`bash .ci/run` does exactly that set-up" in README
+
+    ci = commands((ROOT / ".ci" / "run").read_text())
+    order = [ci.index(venv), ci.index(install), ci.index("ruff check ."), ci.index(test)]
+    assert order == sorted(order), ci
+    before_venv = ci[: order[0]]
+    assert not [line for line in before_venv if re.search(r"(^|[\s;&|(])(python|pip)\s", line)], before_venv
+    # Debian packages only when missing, Python's venv module among them.
+    assert any("import ensurepip, venv" in line and "python3-venv" in line for line in before_venv), ci
+    assert all("apt_packages+=" in line for line in before_venv if line.startswith("command -v")), ci

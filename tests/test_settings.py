@@ -54,3 +54,36 @@ def test_environment_variables_are_read(monkeypatch):
     monkeypatch.setenv("CORS_ORIGINS", "https://x.example")
     s = Settings(_env_file=None)
     assert (s.port, s.currency, s.cors_origin_list) == (4321, "EUR", ["https://x.example"])
+
+
+def test_production_reports_every_problem_in_one_message():
+    """A blank production set-up is refused once, naming everything to fix
+    (it used to take four rounds: secrets, MONGODB_URI, METRICS_TOKEN, CORS_ORIGINS)."""
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None, environment="production", admin_username="admin", admin_password="admin")
+    assert caught.value.error_count() == 1
+    message = caught.value.errors()[0]["msg"]
+    for problem in ("JWT_SECRET, PAYMENT_WEBHOOK_SECRET", "MONGODB_URI", "METRICS_TOKEN", "CORS_ORIGINS",
+                    "ADMIN_PASSWORD must be 8 to 128"):
+        assert problem in message, message
+    with pytest.raises(ValidationError) as weak:
+        Settings(_env_file=None, **{**PRODUCTION, "jwt_secret": "short", "metrics_token": None})
+    assert "JWT_SECRET must be at least 32" in str(weak.value) and "METRICS_TOKEN" in str(weak.value)
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+@pytest.mark.parametrize(("username", "password", "problem"), [
+    ("admin", "admin", "ADMIN_PASSWORD must be 8 to 128 characters"),
+    ("ops@cyberhub.example", "a long admin password", "ADMIN_USERNAME must be 3 to 32 of"),
+    ("ad", "a long admin password", "ADMIN_USERNAME must be 3 to 32 of"),
+    ("admin", "p" * 129, "ADMIN_PASSWORD must be 8 to 128 characters"),
+])
+def test_the_configured_admin_must_pass_registration_rules(environment, username, password, problem):
+    """An admin created from settings must be able to log in: its name and
+    password follow registration's rules, in every environment."""
+    base = PRODUCTION if environment == "production" else {}
+    with pytest.raises(ValidationError, match=problem) as caught:
+        Settings(_env_file=None, **{**base, "admin_username": username, "admin_password": password})
+    assert password not in str(caught.value)
+    ok = Settings(_env_file=None, **{**base, "admin_username": "Ops_Admin", "admin_password": "eight ch"})
+    assert ok.admin_username == "Ops_Admin"

@@ -1,12 +1,14 @@
 """Graceful shutdown of a real `python run.py` process on SIGTERM.
 
 In flight when the signal arrives: a payment webhook whose body the test holds
-back (so it is in flight for as long as the test wants, no timing involved)
-and a batch of registrations, each hashing a password in a worker thread.
-Then: the listener closes while the process is still serving them, every one
-of them completes with its normal status, the events they cause still reach
-the sockets, the sockets are then told the server is going away, and the
-process exits 0.
+back (a client stalled mid-body) and a batch of registrations, each hashing a
+password in a worker thread. Then: the listener closes while the process is
+still serving them; the webhook, whose body never arrived and so never
+started, is refused at once (503 `shutting_down`, nothing credited) instead
+of holding shutdown for SHUTDOWN_TIMEOUT_SECONDS; every registration
+completes with its normal status; the sockets are then told the server is
+going away, and the process exits 0. A second signal during shutdown ends the
+process at once (exit 4, logged).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 import time
 
 from cyberhub.money.webhook import sign
@@ -92,26 +95,25 @@ async def test_sigterm_finishes_in_flight_requests_then_tells_sockets_and_exits_
 
         server.signal()
 
-        # The listener closes while the process is still serving the held request.
-        await server.wait_for_line(re.compile("Shutting down: no new connections"), "the shutdown line")
+        # The listener closes while the process is still serving the registrations;
+        # the webhook still waiting for its body is refused, not waited for.
+        line = await server.wait_for_line(re.compile(r"Shutting down: no new connections.*\((\d+) refused"),
+                                          "the shutdown line")
+        assert line.group(1) == "1", line.group(0)
         assert await refuses_connections(port)
         assert server.running
 
-        held[1].write(payment[-5:])
-        await held[1].drain()
-        assert await response(*held) == (200, {"success": True, "duplicate": False})
+        status, refused = await response(*held)
+        assert (status, refused["code"], refused["success"]) == (503, "shutting_down", False), refused
         registrations = [await response(*conn) for conn in batch]
         assert [status for status, _ in registrations] == [201] * REGISTRATIONS, registrations
         assert sorted(body["user"]["username"] for _, body in registrations) == sorted(
             f"late_{i}" for i in range(REGISTRATIONS))
 
-        # The credit made during shutdown still reached both sockets, then they were told.
+        # Nothing was credited by the refused webhook; the sockets were told.
         for recorder in recorders:
-            await recorder.wait_for(f"balance:updated:{user_id}")
             await recorder.wait_for("<disconnect>")
-            names = recorder.names()
-            assert names.index(f"balance:updated:{user_id}") < names.index("<disconnect>"), names
-            assert recorder.of(f"balance:updated:{user_id}") == [{"balance": 700}]
+            assert f"balance:updated:{user_id}" not in recorder.names(), recorder.names()
             # Told by the server (an engine.io close), not a dropped connection ("transport error").
             assert recorder.of("<disconnect>") == ["server disconnect"]
 
@@ -122,6 +124,35 @@ async def test_sigterm_finishes_in_flight_requests_then_tells_sockets_and_exits_
     finally:
         for client in sockets:
             await client.disconnect()
+        await server.kill()
+
+
+async def test_a_second_signal_during_shutdown_ends_the_process_at_once():
+    """Shutdown would wait SHUTDOWN_TIMEOUT_SECONDS (120 here) for a running
+    request; a second SIGINT ends it at once with exit 4 and a log line."""
+    server: Process = await start_server(
+        "backend", JWT_SECRET=JWT_SECRET, PAYMENT_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        # A hash of seconds (start-up computes one too) against the milliseconds between the
+        # barrier and the second signal: the registration is still hashing at both signals.
+        ARGON2_TIME_COST="600", ARGON2_MEMORY_KIB="8192", ARGON2_PARALLELISM="1",
+        SHUTDOWN_TIMEOUT_SECONDS="120", RATE_LIMIT_ENABLED="false",
+    )
+    try:
+        port = server.port
+        running = await send(port, "POST", "/api/auth/register",
+                             json.dumps({"username": "slow", "password": "correct horse"}).encode())
+        reader, writer = await send(port, "GET", "/health", b"")  # barrier: the registration's headers are read
+        assert (await response(reader, writer))[0] == 200
+
+        server.signal(signal.SIGINT)
+        line = await server.wait_for_line(re.compile(r"Shutting down: .*waiting for (\d+) request"), "shutdown")
+        assert line.group(1) == "1", line.group(0)
+        server.signal(signal.SIGINT)
+        assert await server.wait(limit=WAIT) == 4, server.output
+        assert "Second signal during shutdown: exiting at once, 1 request(s) abandoned" in server.output
+        assert "Shutdown complete" not in server.output and "Traceback" not in server.output, server.output
+        running[1].close()
+    finally:
         await server.kill()
 
 

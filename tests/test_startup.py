@@ -62,6 +62,7 @@ async def test_a_signal_while_waiting_for_the_database_ends_start_up_at_once(sig
     ({"JWT_SECRET": "short"}, "JWT_SECRET"),
     ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS"),
     ({"STOP_GRACE_SECONDS": "20", "SHUTDOWN_TIMEOUT_SECONDS": "30"}, "STOP_GRACE_SECONDS (20) must be at least"),
+    ({"ADMIN_USERNAME": "admin", "ADMIN_PASSWORD": "admin"}, "ADMIN_PASSWORD must be 8 to 128 characters"),
 ])
 async def test_check_config_refuses_what_production_refuses(overrides, text):
     process = await spawn("--check-config", **{**PRODUCTION, **overrides})
@@ -73,3 +74,26 @@ async def test_check_config_accepts_a_valid_production_configuration():
     process = await spawn("--check-config", **PRODUCTION, STOP_GRACE_SECONDS="45")
     assert await process.wait() == 0, process.output
     assert "Settings are valid (production)" in process.output
+
+
+@pytest.mark.parametrize(("username", "password", "text"), [
+    ("admin", "admin", "ADMIN_PASSWORD must be 8 to 128 characters"),
+    ("ops@cyberhub.example", "a long admin password", "ADMIN_USERNAME must be 3 to 32 of"),
+])
+async def test_an_admin_that_could_never_log_in_is_refused_in_development(username, password, text):
+    """It used to be "created from settings" and then refused at every login."""
+    process = await spawn(PORT="0", ADMIN_USERNAME=username, ADMIN_PASSWORD=password)
+    assert await process.wait() == 2
+    assert_one_clear_error(process, f"Invalid settings: {text}")
+    assert "created" not in process.output and password not in process.output
+
+
+async def test_a_blank_production_set_up_names_every_problem_on_one_line():
+    """Malformed values too: PORT=abc used to hide every other problem until fixed."""
+    process = await spawn("--check-config", ENVIRONMENT="production", PORT="abc")
+    assert await process.wait() == 2
+    assert_one_clear_error(process, "Invalid settings: PORT: Input should be a valid integer")
+    line = next(line for line in process.lines if " ERROR " in line)
+    for problem in ("production requires JWT_SECRET, PAYMENT_WEBHOOK_SECRET", "MONGODB_URI", "METRICS_TOKEN",
+                    "CORS_ORIGINS"):
+        assert problem in line, line

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, field_validator
 
 from cyberhub.catalogue.models import CasePublic
-from cyberhub.platform.models import MAX_PRICE, NOT_BLANK, Envelope, PublicModel, RequestModel, WholeNumber
+from cyberhub.platform.models import MAX_PRICE, Envelope, PublicModel, RequestModel, WholeNumber, readable
 
 
 def _not_zero(value: int) -> int:
@@ -17,8 +17,9 @@ def _not_zero(value: int) -> int:
     return value
 
 
-# 1–500 characters as sent, at least one of them not white space.
-ReasonText = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=NOT_BLANK)]
+# 1–500 characters as sent, at least one of them not white space, no control or
+# bidi-control character (an operator reads it back in the ledger and audit).
+ReasonText = readable(500)
 
 
 class AdjustmentRequest(RequestModel):

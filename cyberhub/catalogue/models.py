@@ -18,10 +18,13 @@ from cyberhub.platform.models import (
     WholeNumber,
     label,
 )
+from cyberhub.platform.text import READABLE_PATTERN
 
 Name = label(100)
 Rarity = label(32)
-ImageUrl = Annotated[str, StringConstraints(max_length=2048)]
+# Shown in the back office and rendered by every player's browser: no control
+# or bidi-control character (platform/text.py), like every text people read.
+ImageUrl = Annotated[str, StringConstraints(max_length=2048, pattern=READABLE_PATTERN)]
 ClientSeed = Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e]{1,64}$")]
 
 

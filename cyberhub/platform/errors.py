@@ -72,6 +72,15 @@ class ServiceUnavailable(AppError):
     status, code, message = 503, "database_unavailable", "Database unavailable, try again later"
 
 
+class ShuttingDown(AppError):
+    """A request whose body had not arrived when shutdown began: never started, safe to retry."""
+
+    status, code, message = 503, "shutting_down", "Server is shutting down; retry (on another instance)"
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Connection": "close", "Retry-After": "1"})
+
+
 STATUS_ERRORS: dict[int, type[AppError]] = {
     cls.status: cls
     for cls in (BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict,

@@ -4,11 +4,20 @@ servers in one process (tests) never share counters. Scraped at GET /metrics."""
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
+
+
+class RateLimitCounts(Protocol):
+    """What the limiter (cyberhub/platform/ratelimit.py) counts itself."""
+
+    refusals: Mapping[str, int]
+    fallback_checks: int
+
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -26,7 +35,9 @@ PAUSE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.05, 0.1, 0.25, 0.5, 1
 
 class Metrics:
     def __init__(self, connected_sockets: Callable[[], int],
-                 socket_deliveries: Callable[[], dict[str, int]] | None = None) -> None:
+                 socket_deliveries: Callable[[], dict[str, int]] | None = None,
+                 rate_limits: RateLimitCounts | None = None,
+                 lost_relays: Callable[[], int] | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("cyberhub_http_requests_total", "HTTP requests handled",
@@ -45,8 +56,6 @@ class Metrics:
         self.items_sold = Counter("cyberhub_items_sold_total", "Items sold back", registry=r)
         self.recovery_actions = Counter("cyberhub_recovery_actions_total",
                                         "Interrupted operations repaired by recovery", ["action"], registry=r)
-        self.rate_limited = Counter("cyberhub_rate_limited_total", "Requests refused with 429", ["route"],
-                                    registry=r)
         self.live_feed_skipped = Counter("cyberhub_live_feed_skipped_total",
                                          "drop:new broadcasts skipped by LIVE_FEED_MAX_PER_SECOND", registry=r)
         self.loop_lag = Histogram("cyberhub_event_loop_lag_seconds",
@@ -61,6 +70,12 @@ class Metrics:
         self.gc_frozen.set_function(gc.get_freeze_count)
         if socket_deliveries is not None:
             r.register(_DeliveryCollector(socket_deliveries))
+        if rate_limits is not None:
+            r.register(_RateLimitCollector(rate_limits))
+        if lost_relays is not None:
+            r.register(_CountCollector("cyberhub_relay_lost", "Events that could not be relayed to the other "
+                                       "processes (Redis unreachable): only this process's sockets got them",
+                                       lost_relays))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -90,3 +105,34 @@ class _DeliveryCollector(Collector):
         for path, value in self._counts().items():
             family.add_metric([path], value)
         yield family
+
+
+class _RateLimitCollector(Collector):
+    """Every refusal by every limit, labelled by its rule (the RATE_LIMIT_*
+    setting's name without the prefix: `open_per_user`, `login_failures`,
+    `webhook_forged_per_ip`, `socket_events`, ...), read from the limiter
+    itself so that no refusal path can forget to count; and the checks its
+    shared store (Redis) could not answer."""
+
+    def __init__(self, limiter: RateLimitCounts) -> None:
+        self._limiter = limiter
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        refused = CounterMetricFamily("cyberhub_rate_limited", "Requests and socket events refused by a rate limit",
+                                      labels=["rule"])
+        for rule, value in sorted(self._limiter.refusals.items()):
+            refused.add_metric([rule], value)
+        yield refused
+        yield CounterMetricFamily("cyberhub_rate_limit_fallback",
+                                  "Rate-limit checks the shared store (Redis) failed; answered by this "
+                                  "process's own counters", value=self._limiter.fallback_checks)
+
+
+class _CountCollector(Collector):
+    """One unlabelled counter read from a callable at scrape time."""
+
+    def __init__(self, name: str, documentation: str, count: Callable[[], int]) -> None:
+        self._name, self._doc, self._count = name, documentation, count
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        yield CounterMetricFamily(self._name, self._doc, value=self._count())

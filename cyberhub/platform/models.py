@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from cyberhub.platform.text import FORBIDDEN_CHARACTERS
+
 MAX_PRICE = 100_000_000_000  # minor units; keeps every sum far inside int64
 MAX_WEIGHT = 1_000_000_000
 MAX_JSON_INT = 2**53 - 1  # the largest integer every JSON parser reads exactly
@@ -41,11 +43,27 @@ def _trim(value: str) -> str:
     return value.strip(WHITE_SPACE)
 
 
+# Free text people read (cyberhub/platform/text.py): no control or bidi-control
+# character anywhere, and at least one character that is neither that nor
+# white space. One anchored pattern, valid in pydantic's (Rust) regex engine,
+# Python's and ECMAScript's alike, so the OpenAPI document carries the same
+# rule and schemathesis generates from it; a refusal is 400 validation_error.
+READABLE_NOT_BLANK = f"^[^{FORBIDDEN_CHARACTERS}]*[^{FORBIDDEN_CHARACTERS}{WHITE_SPACE}][^{FORBIDDEN_CHARACTERS}]*$"
+
+
+def readable(max_length: int, min_length: int = 1) -> object:
+    """Free text an operator or another player reads (reasons, names, chat):
+    min_length..max_length characters, at least one not white space, none of
+    them a control or bidi-control character. The shared type for every such
+    field, so all features refuse the same characters."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length,
+                                            pattern=READABLE_NOT_BLANK)]
+
+
 def label(max_length: int) -> object:
     """A name-like string: 1..max_length characters as sent (so the document's
-    maxLength holds), at least one not white space, stored trimmed."""
-    return Annotated[str, StringConstraints(min_length=1, max_length=max_length, pattern=NOT_BLANK),
-                     AfterValidator(_trim)]
+    maxLength holds), readable (see `readable`), stored trimmed."""
+    return Annotated[readable(max_length), AfterValidator(_trim)]
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
@@ -79,5 +97,8 @@ class ErrorResponse(PublicModel):
 class HealthResponse(PublicModel):
     status: Literal["ok", "degraded"]
     websocket: str
+    # The Redis relay between processes: "local" without REDIS_URL, "up", or
+    # "down" while Redis is unreachable (not a reason for 503: it is optional).
+    relay: Literal["local", "up", "down"]
     clients: int
     timestamp: str

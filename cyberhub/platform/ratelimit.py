@@ -1,13 +1,18 @@
 """Abuse limits (the `limits` library): per user and per IP on auth, open,
 claim and fair endpoints, failed logins per username, and socket events per
 socket. With REDIS_URL set the counters live in Redis, so every process
-behind the load balancer shares them; otherwise in this process's memory."""
+behind the load balancer shares them; otherwise in this process's memory.
+
+Every refusal by every limit is counted here, by rule name, in one place
+(`refusals`, read by /metrics as `cyberhub_rate_limited_total{rule}`), so no
+caller can forget to count one."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -28,8 +33,11 @@ class Rule:
 
 
 class RateLimiter:
-    """If the counters' store (Redis) fails, requests are let through with a
-    warning: an outage of the limiter must not become an outage of the site."""
+    """If the shared counters' store (Redis) fails, the check is answered by
+    this process's own in-memory counters instead, with a warning every 30 s:
+    an outage of the limiter's store must not become an outage of the site,
+    and logins stay throttled (per process) while Redis is away. Each such
+    check is counted in `fallback_checks`."""
 
     WARN_EVERY_SECONDS = 30.0
 
@@ -39,45 +47,53 @@ class RateLimiter:
             if redis_url else MemoryStorage()
         )
         self._limiter = MovingWindowRateLimiter(self.storage)
+        # Per-process counters used only while the shared store fails.
+        self._fallback = MovingWindowRateLimiter(MemoryStorage()) if redis_url else None
         self._last_warning = 0.0
         self.enabled = enabled
         self.rules = {name: Rule(name, parse(spec), f"Too many requests ({spec})") for name, spec in rules.items()}
+        self.refusals: Counter[str] = Counter()  # rule name -> refusals (429s, socket event refusals)
+        self.fallback_checks = 0  # checks the shared store could not answer
 
     async def hit(self, rule_name: str, key: str, *, quiet: bool = False) -> None:
         """Count one event; raise 429 (with Retry-After) if over the limit,
-        unless `quiet` (the event is counted either way)."""
-        try:
-            await self._enforce(rule_name, key, self._limiter.hit)
-        except RateLimited:
-            if not quiet:
-                raise
+        unless `quiet` (the event is counted either way, and a quiet one is
+        not a refusal)."""
+        await self._enforce(rule_name, key, "hit", refuse=not quiet)
 
     async def check(self, rule_name: str, key: str) -> None:
         """Raise 429 if the limit is already reached, without counting."""
-        await self._enforce(rule_name, key, self._limiter.test)
+        await self._enforce(rule_name, key, "test", refuse=True)
 
     async def allows(self, rule_name: str, key: str) -> bool:
-        """True while the limit is not reached (nothing counted)."""
+        """True while the limit is not reached (nothing counted, never a refusal)."""
         if not self.enabled:
             return True
         rule = self.rules[rule_name]
-        try:
-            return bool(await self._limiter.test(rule.limit, rule_name, key))
-        except Exception as exc:  # counters unavailable: fail open
-            self._warn(exc)
-            return True
+        allowed, _ = await self._ask("test", rule, key)
+        return allowed
 
-    async def _enforce(self, rule_name: str, key: str, ask: Callable[..., Awaitable[bool]]) -> None:
+    async def _enforce(self, rule_name: str, key: str, method: str, *, refuse: bool) -> None:
         if not self.enabled:
             return
         rule = self.rules[rule_name]
+        allowed, limiter = await self._ask(method, rule, key)
+        if not allowed and refuse:
+            self.refusals[rule.name] += 1
+            raise await self._refusal(limiter, rule, key)
+
+    async def _ask(self, method: str, rule: Rule, key: str) -> tuple[bool, MovingWindowRateLimiter]:
+        """(allowed, the limiter that answered): the shared one, or this
+        process's fallback while the shared store fails (fail open without one)."""
+        ask: Callable[..., Awaitable[bool]] = getattr(self._limiter, method)
         try:
-            allowed = await ask(rule.limit, rule_name, key)
-        except Exception as exc:  # counters unavailable: fail open
+            return bool(await ask(rule.limit, rule.name, key)), self._limiter
+        except Exception as exc:  # counters unavailable
+            self.fallback_checks += 1
             self._warn(exc)
-            return
-        if not allowed:
-            raise await self._refusal(rule, key)
+        if self._fallback is None:
+            return True, self._limiter
+        return bool(await getattr(self._fallback, method)(rule.limit, rule.name, key)), self._fallback
 
     async def healthy(self) -> bool:
         try:
@@ -88,9 +104,13 @@ class RateLimiter:
     def _warn(self, exc: Exception) -> None:
         if time.monotonic() - self._last_warning >= self.WARN_EVERY_SECONDS:
             self._last_warning = time.monotonic()
-            log.warning("Rate limits not enforced, their store failed: %s", type(exc).__name__)
+            how = "this process's own counters are used" if self._fallback else "not enforced"
+            log.warning("Rate limits' store failed (%s): %s until it answers", type(exc).__name__, how)
 
-    async def _refusal(self, rule: Rule, key: str) -> RateLimited:
-        stats = await self._limiter.get_window_stats(rule.limit, rule.name, key)
-        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+    async def _refusal(self, limiter: MovingWindowRateLimiter, rule: Rule, key: str) -> RateLimited:
+        try:
+            stats = await limiter.get_window_stats(rule.limit, rule.name, key)
+            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        except Exception:  # the store went away between the check and this: the window's length
+            retry_after = rule.limit.get_expiry()
         return RateLimited(rule.message, headers={"Retry-After": str(retry_after)})

@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from cyberhub.platform.errors import BadRequest, ValidationFailed
+from cyberhub.platform.models import READABLE_NOT_BLANK
+from cyberhub.platform.text import READABLE_PATTERN
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -16,9 +18,19 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _message(err: Any) -> str:
+    # The readable-text pattern is long and says nothing to a person: name the rule instead.
+    pattern = err.get("ctx", {}).get("pattern") if err["type"] == "string_pattern_mismatch" else None
+    if pattern == READABLE_NOT_BLANK:
+        return "String must hold a visible character and no control or bidi-control character"
+    if pattern == READABLE_PATTERN:
+        return "String must not hold a control or bidi-control character"
+    return err["msg"]
+
+
 def validation_details(exc: ValidationError) -> list[dict[str, str]]:
     return [
-        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
+        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": _message(err)}
         for err in exc.errors(include_url=False)
     ]
 

@@ -326,3 +326,12 @@ class FastRedisManager(socketio.AsyncRedisManager, FastAsyncManager):
     `super().emit`) — is `FastAsyncManager.emit`. MRO: FastRedisManager,
     AsyncRedisManager, AsyncPubSubManager, FastAsyncManager, AsyncManager."""
 
+    lost_relays = 0  # messages `_publish` gave up on (Redis unreachable); /metrics cyberhub_relay_lost_total
+
+    async def _publish(self, data: Any) -> Any:
+        # AsyncRedisManager._publish logs "giving up" and returns None when both
+        # attempts fail; a publish that reached Redis returns its receiver count.
+        sent = await super()._publish(data)
+        if sent is None:
+            self.lost_relays += 1
+        return sent

@@ -52,7 +52,9 @@ def build_services(settings: Settings, database: Any) -> Services:
     )
     manager = sio.manager
     metrics = Metrics(connected_sockets=lambda: len(sio.eio.sockets),
-                      socket_deliveries=lambda: {"fast": manager.fast_deliveries, "queued": manager.queued_deliveries})
+                      socket_deliveries=lambda: {"fast": manager.fast_deliveries, "queued": manager.queued_deliveries},
+                      rate_limits=limiter,
+                      lost_relays=(lambda: manager.lost_relays) if settings.redis_url else None)
     notifier = Notifier(sio, metrics, live_feed_max_per_second=settings.live_feed_max_per_second)
     return Services(settings=settings, db=database, tokens=tokens, passwords=passwords, sio=sio,
                     notifier=notifier, limiter=limiter, metrics=metrics)
@@ -147,8 +149,13 @@ class Server:
         """Stop accepting, finish in-flight requests, tell sockets, then stop."""
         settings = self.services.settings
         self.http.stop()
+        # A request whose body has not arrived has not started: refused now (503
+        # shutting_down) rather than waited for, so one stalled client cannot
+        # hold shutdown for SHUTDOWN_TIMEOUT_SECONDS.
+        refused = self.services.inflight.refuse_unstarted()
         # Logged once the listener is closed (tests/test_shutdown.py waits for this line).
-        log.info("Shutting down: no new connections; waiting for %d request(s)", self.services.inflight.count)
+        log.info("Shutting down: no new connections; waiting for %d request(s) (%d refused, body not received)",
+                 self.services.inflight.count, refused)
         if self._recovery_task:
             self._recovery_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
