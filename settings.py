@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     rate_limit_verify_per_ip: str = "120/minute"
     rate_limit_socket_events: str = "30/minute"  # user:identify per socket
     rate_limit_webhook_forged_per_ip: str = "60/minute"  # badly signed webhook deliveries
+    rate_limit_upgrade_per_user: str = "120/minute"  # POST /api/upgrades
+
+    # Upgrades (cyberhub/games/upgrades.py): chance = min(stake × (1 − edge) / target, max).
+    upgrade_house_edge: float = Field(0.10, ge=0, lt=1)
+    upgrade_max_chance: float = Field(0.80, gt=0, le=1)
+    upgrade_min_chance: float = Field(0.01, ge=0, le=1)  # a lower chance is refused (400)
 
     # Names of secrets that were missing and generated for this run (development only).
     generated_secrets: list[str] = Field(default_factory=list, exclude=True)
@@ -126,6 +132,12 @@ class Settings(BaseSettings):
             raise ValueError("OPERATION_DEADLINE_SECONDS must be below half of RECOVERY_GRACE_SECONDS")
         if bool(self.admin_username) != bool(self.admin_password):
             raise ValueError("ADMIN_USERNAME and ADMIN_PASSWORD must be set together")
+        return self
+
+    @model_validator(mode="after")
+    def _upgrade_bounds(self) -> Settings:
+        if self.upgrade_min_chance > self.upgrade_max_chance:
+            raise ValueError("UPGRADE_MIN_CHANCE must not exceed UPGRADE_MAX_CHANCE")
         return self
 
     def _secret(self, name: str) -> str:
