@@ -61,8 +61,9 @@ async def claim(db: Database, *, user_id: str, item_id: str) -> SaleResult:
                                     itemId=item_id, amount=item["price"])
     except DuplicateKeyError:
         first = await operations.get(db, sale_id(item_id))
-        if first is not None and first["state"] == operations.PENDING:
-            await complete_sale(db, first)  # its first attempt died half-way: finish it now
+        # Its first attempt died half-way: finish it now (None: the item was staked meanwhile).
+        if first is not None and first["state"] == operations.PENDING and await complete_sale(db, first) is None:
+            raise _not_owned() from None
         raise Conflict("Item already sold", code="item_already_sold") from None
     balance = await complete_sale(db, op)
     if balance is None:
