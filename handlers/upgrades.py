@@ -68,8 +68,9 @@ class UpgradeHandler(BaseHandler):
         return 200, result.body
 
 
-class UpgradeVerifyHandler(BaseHandler):
-    rate_limits = (("verify_per_ip", "ip"),)
+class UpgradeVerifyHandler(VerifyHandler):
+    """The sibling of GET /api/fair/verify (its query parsing and rate limit)."""
+
     api = endpoints(
         get=Operation(
             "Recompute a past upgrade's roll: won ⇔ roll < chance",
@@ -85,9 +86,6 @@ class UpgradeVerifyHandler(BaseHandler):
             ),
         )
     )
-
-    _arg = VerifyHandler._arg
-    _int_arg = VerifyHandler._int_arg
 
     async def get(self) -> None:
         server_seed, client_seed = self._arg("serverSeed"), self._arg("clientSeed")

@@ -56,7 +56,7 @@ class UpgradeVerifyResponse(Envelope):
 
 
 class UpgradeFeedPublic(PublicModel):
-    """The `upgrade:new` payload (documented here; emitted as a plain dict)."""
+    """The `upgrade:new` payload."""
 
     username: str
     won: bool

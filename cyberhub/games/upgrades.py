@@ -24,8 +24,8 @@ import asyncio
 from dataclasses import dataclass
 
 from cyberhub.catalogue import fairness
-from cyberhub.catalogue.models import FairPublic
-from cyberhub.games.upgrade_models import UpgradePublic, UpgradeResponse, UpgradeTarget
+from cyberhub.catalogue.models import DropItem, FairPublic
+from cyberhub.games.upgrade_models import UpgradeFeedPublic, UpgradePublic, UpgradeResponse, UpgradeTarget
 from cyberhub.money import operations, wallet
 from cyberhub.money.inventory import public_item
 from cyberhub.platform.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
@@ -199,9 +199,10 @@ def result_of(op: dict) -> UpgradeResult:
         created_at=as_utc(op["createdAt"]),
     )
     body = UpgradeResponse(upgrade=upgrade).model_dump(mode="json", by_alias=True)
-    feed = {"username": op["username"], "won": op["won"], "chance": op["chance"], "stakeValue": op["stakeValue"],
-            "item": {"name": target["name"], "rarity": target["rarity"], "price": target["price"],
-                     "image": target.get("image")}}
+    feed = UpgradeFeedPublic(
+        username=op["username"], won=op["won"], chance=op["chance"], stake_value=op["stakeValue"],
+        item=DropItem(name=target["name"], rarity=target["rarity"], price=target["price"], image=target.get("image")),
+    ).model_dump(mode="json", by_alias=True)
     return UpgradeResult(body=body, feed=feed)
 
 
