@@ -273,3 +273,21 @@ async def test_staking_and_selling_one_item_at_once_uses_it_once(live):
     assert balance == 100 * len(sales)
     assert await live.db.upgrades.count_documents({}) == len(items) - len(sales)
     await assert_money_invariants(live.db)
+
+
+async def test_verify_refuses_bad_input_and_the_endpoints_are_in_the_openapi_document(live):
+    seed = "a3c1e09f6b7d2c48e5f1a9b0c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f50"
+    good = {"serverSeed": seed, "clientSeed": "lucky-client", "nonce": 0, "chance": "0.5"}
+    reply = await live.api.get("/api/fair/verify/upgrade?" + urlencode(good))
+    # The README's worked example: nonce 0 rolls 0.11949074…
+    assert reply.status == 200 and reply.body["won"] is True and abs(reply.body["roll"] - 0.11949074) < 1e-8
+    for field, value in (("chance", "nan"), ("chance", "inf"), ("chance", "1.5"), ("chance", "-0.1"),
+                         ("chance", ""), ("nonce", "-1"), ("serverSeed", "xyz"), ("clientSeed", "")):
+        bad = await live.api.get("/api/fair/verify/upgrade?" + urlencode({**good, field: value}))
+        assert bad.status == 400 and bad.body["code"] == "validation_error", (field, value, bad)
+    missing = await live.api.get("/api/fair/verify/upgrade?" + urlencode({k: v for k, v in good.items()
+                                                                          if k != "chance"}))
+    assert missing.status == 400
+    paths = (await live.api.get("/api/openapi.json")).body["paths"]
+    assert "post" in paths["/api/upgrades"] and "get" in paths["/api/fair/verify/upgrade"]
+    assert "get" in paths["/api/admin/stats/upgrades"]  # so schemathesis fuzzes all three
