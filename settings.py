@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     rate_limit_verify_per_ip: str = "120/minute"
     rate_limit_socket_events: str = "30/minute"  # user:identify per socket
     rate_limit_webhook_forged_per_ip: str = "60/minute"  # badly signed webhook deliveries
+    rate_limit_upgrade_per_user: str = "120/minute"  # POST /api/upgrades
+
+    # Upgrades (cyberhub/games/upgrades.py): chance = min(stake × (1 − edge) / target, max).
+    upgrade_house_edge: float = Field(0.10, ge=0, lt=1)
+    upgrade_max_chance: float = Field(0.80, gt=0, le=1)
+    upgrade_min_chance: float = Field(0.01, ge=0, le=1)  # a lower chance is refused (400)
 
     # Names of secrets that were missing and generated for this run (development only).
     generated_secrets: list[str] = Field(default_factory=list, exclude=True)
@@ -113,6 +119,8 @@ class Settings(BaseSettings):
         # and one more to move the money: both must end before recovery judges it.
         if 0 < self.recovery_grace_seconds <= 2 * self.operation_deadline_seconds:
             problems.append("OPERATION_DEADLINE_SECONDS must be below half of RECOVERY_GRACE_SECONDS")
+        if self.upgrade_min_chance > self.upgrade_max_chance:
+            problems.append("UPGRADE_MIN_CHANCE must not exceed UPGRADE_MAX_CHANCE")
         if problems:
             raise ValueError("; ".join(problems))
         for name in ("jwt_secret", "payment_webhook_secret"):

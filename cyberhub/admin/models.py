@@ -86,6 +86,12 @@ class AdminUser(PublicModel):
     last_active_at: datetime | None
 
 
+class PlayerUpgrades(PublicModel):
+    count: int
+    staked: int  # Σ stake values
+    won: int  # Σ values of the items won
+
+
 class AdminUserDetail(AdminUser):
     cases_opened: int
     deposited: int
@@ -94,6 +100,7 @@ class AdminUserDetail(AdminUser):
     spent: int
     adjusted: int
     net: int
+    upgrades: PlayerUpgrades
 
 
 class AdminUserListResponse(Envelope):
@@ -159,6 +166,7 @@ class StatsResponse(Envelope):
     adjustments: int
     net: int
     active_players: int
+    upgrades: int = 0
 
 
 class CaseStats(PublicModel):
@@ -188,6 +196,7 @@ class TimeBucket(PublicModel):
     sales_payout: int
     adjustments: int
     net: int
+    upgrades: int = 0
 
 
 class TimeseriesResponse(Envelope):

@@ -33,7 +33,7 @@ _DATETIME = (r"([1-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-
 DATETIME_PATTERN = f"^({_DATETIME})?$"
 _DATETIME_RE = re.compile(_DATETIME)
 BUCKET_FORMATS = {"hour": "%Y-%m-%dT%H:00:00Z", "day": "%Y-%m-%dT00:00:00Z"}
-REASONS = ("payment", "payment_reversal", "case_open", "item_sale", "admin_adjustment")
+REASONS = ("payment", "payment_reversal", "case_open", "item_sale", "admin_adjustment", "upgrade")
 _MIN = datetime.min.replace(tzinfo=UTC)
 _MAX = datetime.max.replace(tzinfo=UTC)
 
@@ -77,7 +77,8 @@ def _totals(rows: list[dict]) -> dict[str, int]:
     revenue, payout = -sums["case_open"], sums["item_sale"]
     return {"deposits": sums["payment"], "reversals": -sums["payment_reversal"], "openings": counts["case_open"],
             "openingRevenue": revenue, "itemsSold": counts["item_sale"], "salesPayout": payout,
-            "adjustments": sums["admin_adjustment"], "net": revenue - payout}
+            "adjustments": sums["admin_adjustment"], "net": revenue - payout,
+            "upgrades": counts["upgrade"]}  # upgrades move no balance: their ledger entries have delta 0
 
 
 async def summary(db: Database, *, start: str, end: str) -> dict:

@@ -92,7 +92,7 @@ async def list_users(db: Database, *, q: str, sort: str, limit: int, cursor: str
     return docs, (f"{_sort_value(docs[-1], sort)}_{docs[-1]['_id']}" if more and docs else None)
 
 
-async def money_summary(db: Database, user_id: str) -> dict[str, int]:
+async def money_summary(db: Database, user_id: str) -> dict[str, Any]:
     """Sums of the player's ledger by reason (one aggregation on the userId index).
 
     net = spent − sold: what the player's play earned the site (case prices
@@ -101,13 +101,18 @@ async def money_summary(db: Database, user_id: str) -> dict[str, int]:
     sums = {reason: 0 for reason in LEDGER_REASONS}
     rows = await db.ledger.aggregate([
         {"$match": {"userId": user_id}},
-        {"$group": {"_id": "$reason", "total": {"$sum": "$delta"}}},
+        {"$group": {"_id": "$reason", "total": {"$sum": "$delta"}, "count": {"$sum": 1},
+                    # upgrade entries (delta 0) carry what was staked and what was won
+                    "staked": {"$sum": "$stakeValue"}, "payout": {"$sum": "$payout"}}},
     ]).to_list(None)
+    upgrades = {"count": 0, "staked": 0, "won": 0}
     for row in rows:
         sums[row["_id"]] = row["total"]
+        if row["_id"] == "upgrade":
+            upgrades = {"count": row["count"], "staked": row["staked"], "won": row["payout"]}
     spent, sold = -sums["case_open"], sums["item_sale"]
     return {"deposited": sums["payment"], "reversed": -sums["payment_reversal"], "sold": sold, "spent": spent,
-            "adjusted": sums["admin_adjustment"], "net": spent - sold}
+            "adjusted": sums["admin_adjustment"], "net": spent - sold, "upgrades": upgrades}
 
 
 async def ledger_page(db: Database, *, user_id: str, limit: int, cursor: str | None

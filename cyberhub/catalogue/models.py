@@ -128,5 +128,6 @@ class PublicStatsResponse(Envelope):
     users: int
     cases_opened: int
     items_sold: int
+    upgrades: int = 0
     online: int
     recent_drops: list[DropPublic]

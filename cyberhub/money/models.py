@@ -39,9 +39,12 @@ class InventoryItemPublic(PublicModel):
     image: str | None
     case_id: str
     case_version: int
-    status: Literal["owned", "sold"]
+    status: Literal["owned", "sold", "upgraded"]  # upgraded: staked in an upgrade
     won_at: datetime
     sold_at: datetime | None = None
+    # Items won by a game beside openings: source "upgrade" with upgradeId.
+    source: str | None = None
+    upgrade_id: str | None = None
 
 
 class OpenCaseResponse(Envelope):

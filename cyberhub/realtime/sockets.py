@@ -135,6 +135,9 @@ class Notifier:
         self.metrics = metrics  # counts every emitted event by name
         self.feed = LiveFeed(live_feed_max_per_second, self._broadcast_drop,
                              on_skipped=metrics.live_feed_skipped.inc)
+        # upgrade:new is public like drop:new, under the same cap in its own window.
+        self.upgrade_feed = LiveFeed(live_feed_max_per_second, self._broadcast_upgrade,
+                                     on_skipped=metrics.live_feed_skipped.inc)
 
     def connected_clients(self) -> int:
         return len(self.sio.eio.sockets)
@@ -170,5 +173,13 @@ class Notifier:
         await self._emit("drop:new", drop)
         log.info("🎁 WebSocket: drop:new emitted (%s)", drop.get("caseName"))
 
+    async def upgrade_new(self, payload: dict) -> None:
+        """`upgrade:new` (the target's item; won or not), capped like drop:new."""
+        await self.upgrade_feed.publish(payload)
+
+    async def _broadcast_upgrade(self, payload: dict) -> None:
+        await self._emit("upgrade:new", payload)
+
     def close(self) -> None:
         self.feed.close()
+        self.upgrade_feed.close()

@@ -8,6 +8,8 @@ the steps that took effect:
           forwards; not debited → discard it (no money moved).
   - sell, payment, reverse: the decision is recorded, so always finish
           forwards (the credit is guarded by the marker and ledger `_id`).
+  - upgrade: nonce moved (marker or ledger entry) → finish forwards; else
+          release the staked items and discard (cyberhub/games/upgrades.py).
 A new kind of money operation adds its entry to KINDS.
 Then idempotency keys left "running" are settled from their operation, and
 missing case-version archive copies are re-written.
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING
 from cyberhub.accounts import suspension
 from cyberhub.admin import adjustments
 from cyberhub.catalogue import cases as catalogue
+from cyberhub.games import upgrades
 from cyberhub.money import inventory, openings, operations, payments, reversals, wallet
 from cyberhub.platform.ids import now
 from cyberhub.store.db import Database, PyMongoError
@@ -119,6 +122,7 @@ KINDS: dict[str, Kind] = {
     inventory.KIND: Kind(partial(_forwards, inventory.complete_sale)),
     payments.KIND: Kind(partial(_forwards, payments.complete_payment)),
     reversals.KIND: Kind(partial(_forwards, reversals.complete)),
+    upgrades.KIND: Kind(upgrades.repair, upgrades.replay_body),
 }
 
 

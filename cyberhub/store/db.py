@@ -116,6 +116,8 @@ async def ensure_indexes(db: Database, *, idempotency_ttl_seconds: int) -> None:
     await db.payment_deliveries.create_indexes([IndexModel([("receivedAt", DESCENDING)]),
                                                 IndexModel([("userId", ASCENDING), ("receivedAt", DESCENDING)])])
     await db.admin_audit.create_indexes([IndexModel([("createdAt", DESCENDING), ("_id", DESCENDING)])])
+    # Upgrades: back-office statistics by time.
+    await db.upgrades.create_indexes([IndexModel([("createdAt", DESCENDING)])])
     # Idempotency keys are per user (the _id is "<userId>:<key>") and expire after the TTL.
     ttl_index = IndexModel([("createdAt", ASCENDING)], expireAfterSeconds=idempotency_ttl_seconds)
     try:

@@ -31,7 +31,8 @@ async def assert_money_invariants(db: Any) -> dict[str, int]:
         assert entry["delta"] < 0
         assert await db.inventory.find_one({"_id": entry["_id"]}) is not None, "debit without its item"
         assert await db.openings.find_one({"_id": entry["_id"]}) is not None, "debit without its opening"
-    assert await db.inventory.count_documents({}) == by_reason["case_open"], "item without its debit"
+    assert await db.inventory.count_documents({"source": {"$exists": False}}) == by_reason["case_open"], \
+        "item without its debit"
     assert await db.openings.count_documents({}) == by_reason["case_open"]
     sold = await db.inventory.find({"status": "sold"}).to_list(None)
     sales = [e for e in ledger if e["reason"] == "item_sale"]
@@ -42,4 +43,24 @@ async def assert_money_invariants(db: Any) -> dict[str, int]:
     assert all(e["delta"] <= 0 and e["_id"] == f"reverse:{e['refId']}" for e in reversals), reversals
     assert all(payments[e["refId"]] == 1 for e in reversals), "a reversal of a payment never credited"
     assert all(e.get("adminId") and e.get("text") for e in ledger if e["reason"] == "admin_adjustment")
+    await assert_upgrade_invariants(db, [e for e in ledger if e["reason"] == "upgrade"])
     return balances
+
+
+async def assert_upgrade_invariants(db: Any, entries: list[dict]) -> None:
+    """Every upgrade has its ledger entry (delta 0) and record; every staked item
+    belongs to exactly one recorded upgrade of its owner, and every item of a
+    recorded upgrade is staked by it; an item is won exactly by each won upgrade."""
+    records = {r["_id"]: r for r in await db.upgrades.find({}).to_list(None)}
+    assert sorted(e["_id"] for e in entries) == sorted(records), "upgrade without its ledger entry or record"
+    assert all(e["delta"] == 0 for e in entries)
+    staked = await db.inventory.find({"status": "upgraded"}).to_list(None)
+    for item in staked:
+        record = records.get(item.get("upgradeId"))
+        assert record is not None and item["_id"] in record["itemIds"], f"item {item['_id']} staked by no upgrade"
+        assert record["userId"] == item["userId"]
+    assert sorted(i["_id"] for i in staked) == sorted(i for r in records.values() for i in r["itemIds"]), \
+        "an upgrade's item not staked, or staked twice"
+    won = await db.inventory.find({"source": "upgrade"}).to_list(None)
+    assert sorted(i["_id"] for i in won) == sorted(k for k, r in records.items() if r["won"])
+    assert all(i["upgradeId"] == i["_id"] and i["price"] == records[i["_id"]]["targetValue"] for i in won)
