@@ -91,6 +91,11 @@ class RateLimiter:
             log.warning("Rate limits not enforced, their store failed: %s", type(exc).__name__)
 
     async def _refusal(self, rule: Rule, key: str) -> RateLimited:
-        stats = await self._limiter.get_window_stats(rule.limit, rule.name, key)
-        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        retry_after = max(1, math.ceil(await self.retry_after_seconds(rule.name, key)))
         return RateLimited(rule.message, headers={"Retry-After": str(retry_after)})
+
+    async def retry_after_seconds(self, rule_name: str, key: str) -> float:
+        """How long until the window has room again (0 when it has now)."""
+        rule = self.rules[rule_name]
+        stats = await self._limiter.get_window_stats(rule.limit, rule.name, key)
+        return max(0.0, stats.reset_time - time.time())
