@@ -130,10 +130,10 @@ async def test_per_user_limit_and_slow_mode_count_only_admitted_messages(live, f
         frozen_clock.now += 0.25
         busy = await send(bob, "three")
         assert busy["code"] == "chat_slow_mode", busy
-        frozen_clock.now += 0.75
+        frozen_clock.now += 0.76  # past the window of "one"
         # Alice's refused message did not count against her 2/minute: this is her second.
         assert (await send(alice, "four"))["success"] is True
-        frozen_clock.now += 1
+        frozen_clock.now += 1.5  # past the window of "four"
         limited = await send(alice, "five")
         assert limited["success"] is False and limited["code"] == "rate_limited", limited
         # Her refused message took no slot of the site's second: Bob's goes through.
