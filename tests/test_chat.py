@@ -269,3 +269,27 @@ async def test_an_admin_removes_a_message_everywhere(live):
     finally:
         await client.disconnect()
         await viewer.disconnect()
+
+
+async def test_chat_broadcasts_take_the_fast_path_and_are_counted(live):
+    _, _, client, _ = await chatter(live, "fastpath")
+    viewer, seen = await connect_socket(live.base_url, transports=["websocket"])
+    manager = live.services.sio.manager
+    try:
+        await send(client, "warm-up")  # the viewer's CONNECT is written, its queue idle
+        await seen.wait_for("chat:message")
+        fast, queued = manager.fast_deliveries, manager.queued_deliveries
+        ack = await send(client, "fast")
+        await seen.wait_for("chat:message", 2)
+        # One frame written straight to both idle websockets (sender and viewer).
+        assert (manager.fast_deliveries - fast, manager.queued_deliveries - queued) == (2, 0)
+        removed = await live.api.call("DELETE", f"/api/admin/chat/messages/{ack['message']['id']}",
+                                      token=await live.admin_token())
+        assert removed.status == 200
+        await seen.wait_for("chat:removed")
+        assert (manager.fast_deliveries - fast, manager.queued_deliveries - queued) == (4, 0)
+        metrics = await live.api.get("/metrics")
+        assert 'cyberhub_socket_events_emitted_total{event="chat:message"} 2.0' in metrics.body, metrics.body[:3000]
+    finally:
+        await client.disconnect()
+        await viewer.disconnect()
