@@ -36,11 +36,8 @@ def build_services(settings: Settings, database: Any) -> Services:
     tokens = Tokens(settings.jwt_key, settings.jwt_ttl_seconds)
     limiter = RateLimiter(settings.rate_limit_rules(), redis_url=settings.redis_url,
                           enabled=settings.rate_limit_enabled)
-    def authenticate(token: str) -> Any:
-        return accounts.user_for_token(database, tokens, token)
-
     sio = create_socket_server(
-        authenticate=authenticate,
+        authenticate=lambda token: accounts.user_for_token(database, tokens, token),
         cors_origins=settings.cors_origin_list,
         ping_interval=settings.socket_ping_interval,
         ping_timeout=settings.socket_ping_timeout,
@@ -58,7 +55,8 @@ def build_services(settings: Settings, database: Any) -> Services:
     metrics = Metrics(connected_sockets=lambda: len(sio.eio.sockets),
                       socket_deliveries=lambda: {"fast": manager.fast_deliveries, "queued": manager.queued_deliveries})
     notifier = Notifier(sio, metrics, live_feed_max_per_second=settings.live_feed_max_per_second)
-    chat = register_chat(sio, database, authenticate=authenticate, limiter=limiter, metrics=metrics, settings=settings)
+    chat = register_chat(sio, database, authenticate=lambda token: accounts.user_for_token(database, tokens, token),
+                         limiter=limiter, metrics=metrics, settings=settings)
     return Services(settings=settings, db=database, tokens=tokens, passwords=passwords, sio=sio,
                     notifier=notifier, limiter=limiter, metrics=metrics, chat=chat)
 
