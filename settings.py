@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     socket_max_buffer_bytes: int = Field(64 * 1024, ge=1024)
     live_feed_max_per_second: int = Field(10, ge=0)  # drop:new broadcasts per second; 0 = no cap
     shutdown_timeout_seconds: float = Field(30.0, ge=0)
+    # Chat (cyberhub/chat). CHAT_MAX_PER_SECOND: site-wide chat:send cap, above it
+    # chat_slow_mode (0 = no cap); provisional default, to be confirmed by bench/.
+    chat_max_length: int = Field(300, ge=1, le=10_000)
+    chat_max_per_second: int = Field(15, ge=0)
+    chat_min_deposited: int = Field(0, ge=0)  # minor units deposited before one may chat; 0 = anyone
+    chat_history_size: int = Field(1000, ge=1, le=1_000_000)
     # Behind a reverse proxy / load balancer: take the client IP from X-Forwarded-For / X-Real-Ip.
     trust_proxy_headers: bool = False
     # If set, GET /metrics requires "Authorization: Bearer <METRICS_TOKEN>".
@@ -92,6 +98,7 @@ class Settings(BaseSettings):
     upgrade_house_edge: float = Field(0.10, ge=0, lt=1)
     upgrade_max_chance: float = Field(0.80, gt=0, le=1)
     upgrade_min_chance: float = Field(0.01, ge=0, le=1)  # a lower chance is refused (400)
+    rate_limit_chat_per_user: str = "10/minute"  # accepted chat messages per player
 
     # Names of secrets that were missing and generated for this run (development only).
     generated_secrets: list[str] = Field(default_factory=list, exclude=True)

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -70,10 +71,11 @@ class NodeReference:
         return self.proc.pid
 
 
-async def start_node() -> NodeReference:
+async def start_node(env: dict[str, str] | None = None) -> NodeReference:
     port = harness.free_port()
     proc = await asyncio.create_subprocess_exec("node", str(BENCH / "node-reference" / "server.mjs"), str(port),
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                                                env={**os.environ, **(env or {})})
     ref = NodeReference(proc, port)
     async with aiohttp.ClientSession() as session:
         for _ in range(100):

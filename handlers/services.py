@@ -11,6 +11,7 @@ import socketio
 from cyberhub.accounts.security import Passwords, Tokens
 from cyberhub.catalogue.cache import CatalogueCache
 from cyberhub.catalogue.public_stats import PublicStatsCache
+from cyberhub.chat.events import Chat
 from cyberhub.platform.metrics import Metrics
 from cyberhub.platform.ratelimit import RateLimiter
 from cyberhub.realtime.sockets import Notifier
@@ -61,6 +62,7 @@ class Services:
     notifier: Notifier
     limiter: RateLimiter
     metrics: Metrics
+    chat: Chat
     inflight: InFlight = field(default_factory=InFlight)
     api_routes: list[tuple] = field(default_factory=list)  # the REST routes, set by make_app
     openapi_json: str | None = None  # built from api_routes on first request

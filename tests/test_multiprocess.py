@@ -147,3 +147,43 @@ async def test_without_redis_events_stay_in_the_process_that_emitted_them(backen
         await socket_a.disconnect()
         await socket_b.disconnect()
 
+
+
+async def test_chat_crosses_processes_and_a_mute_on_one_is_honoured_on_the_other(redis, backends):
+    redis_url = f"redis://127.0.0.1:{redis.port}/0"
+    _, api_a = await backends("backend-a", REDIS_URL=redis_url)
+    _, api_b = await backends("backend-b", REDIS_URL=redis_url)
+    logged_in = await api_b.post("/api/auth/login", {"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD})
+    token, user = logged_in.body["token"], logged_in.body["user"]
+    sender_b, _ = await connect_socket(api_b.base_url, token=token)
+    sender_a, _ = await connect_socket(api_a.base_url, token=token)
+    viewer_a, on_a = await connect_socket(api_a.base_url, transports=["polling"])
+    viewer_b, on_b = await connect_socket(api_b.base_url)
+    try:
+        # A message sent on B reaches the sockets on A.
+        sent = await sender_b.call("chat:send", {"text": "hello from B"}, timeout=10)
+        assert sent["success"] is True, sent
+        assert await on_a.wait_for("chat:message") == [sent["message"]]
+
+        # A mute made on A (each process has its own store here, unless MONGODB_URI
+        # is set) is honoured on B.
+        muted = await api_a.post(f"/api/admin/users/{user['id']}/mute", {"minutes": 5, "reason": "cross-check"},
+                                 token=token)
+        assert muted.status == 200, muted
+        refused = await sender_b.call("chat:send", {"text": "muted?"}, timeout=10)
+        assert refused["success"] is False and refused["code"] == "chat_muted", refused
+        assert (await api_a.post(f"/api/admin/users/{user['id']}/unmute", token=token)).status == 200
+        again = await sender_b.call("chat:send", {"text": "unmuted"}, timeout=10)
+        assert again["success"] is True, again
+
+        # A removal on A reaches the sockets on B.
+        on_a_msg = await sender_a.call("chat:send", {"text": "remove me"}, timeout=10)
+        assert on_a_msg["success"] is True, on_a_msg
+        removed = await api_a.call("DELETE", f"/api/admin/chat/messages/{on_a_msg['message']['id']}", token=token)
+        assert removed.status == 200, removed
+        assert await on_b.wait_for("chat:removed") == [{"id": on_a_msg["message"]["id"]}]
+        texts = [m["text"] for m in await on_a.wait_for("chat:message", 3)]
+        assert texts == ["hello from B", "unmuted", "remove me"]
+    finally:
+        for client in (sender_b, sender_a, viewer_a, viewer_b):
+            await client.disconnect()

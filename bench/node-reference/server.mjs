@@ -12,6 +12,10 @@
 //   then answers like CyberHub — the same order as CyberHub's handler;
 // - POST /api/admin/cases: stores a case, emits `cases:updated` to everyone, 201;
 // - GET /health: {status, clients}.
+// - `chat:send` {text} with ack: CyberHub's rules and payloads (login, trimmed text
+//   1–300 characters without control characters, the same link rule, per-user
+//   limit CHAT_PER_USER_PER_MINUTE and site-wide CHAT_MAX_PER_SECOND from the
+//   environment, 0 = off), a history of 1000, `chat:message` to everyone, then the ack.
 // Listens on 127.0.0.1 only.
 
 import http from "node:http";
@@ -43,9 +47,39 @@ function userOf(req) {
   return auth.startsWith("Bearer ") ? auth.slice(7) : null;
 }
 
+const CHAT_LINK = new RegExp("[a-z][a-z0-9+.-]*://|(?<![a-z0-9])www\\.|(?<![a-z0-9-])[a-z0-9-]+(?:\\.[a-z0-9-]+)*\\.(?:"
+  + "com|net|org|io|gg|ru|xyz|info|biz|me|co|tv|uk|de|fr|cc|su|top|site|online|shop|store|app|dev|link|ly|ws|live|"
+  + "pro|club|vip|cn|pw|tk|ml|ga|cf|gq|win|bet|casino|fun|ua|pl|eu)(?![a-z0-9])", "i");
+const CONTROL = /[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
+const chat = { seq: 0, history: [], sent: [], perUser: new Map(),
+  perMinute: Number(process.env.CHAT_PER_USER_PER_MINUTE || 0), perSecond: Number(process.env.CHAT_MAX_PER_SECOND || 0) };
+const refuse = (ack, code, extra = {}) => ack?.({ success: false, error: code, code, ...extra });
+function overLimit(times, limit, windowMs, t) {
+  while (times.length && times[0] <= t - windowMs) times.shift();
+  return limit > 0 && times.length >= limit;
+}
+
 io.on("connection", (socket) => {
   const token = socket.handshake.auth && socket.handshake.auth.token;
   if (token) socket.join(`user:${token}`);
+  socket.on("chat:send", (data, ack) => {
+    if (!token) return refuse(ack, "login_required");
+    const text = typeof data?.text === "string" ? data.text.trim() : null;
+    if (!text || [...text].length > 300 || CONTROL.test(text)) return refuse(ack, "validation_error");
+    if (CHAT_LINK.test(text)) return refuse(ack, "chat_link_refused");
+    const t = Date.now();
+    const mine = chat.perUser.get(token) || [];
+    chat.perUser.set(token, mine);
+    if (overLimit(mine, chat.perMinute, 60000, t)) return refuse(ack, "rate_limited");
+    if (overLimit(chat.sent, chat.perSecond, 1000, t)) return refuse(ack, "chat_slow_mode", { retryAfterMs: chat.sent[0] + 1000 - t });
+    mine.push(t);
+    chat.sent.push(t);
+    const message = { id: String(++chat.seq), userId: token, username: token, text, createdAt: new Date(t).toISOString() };
+    chat.history.push(message);
+    if (chat.history.length > 1000) chat.history.shift();
+    io.emit("chat:message", message);
+    ack?.({ success: true, message });
+  });
 });
 
 app.get("/health", (req, res) => res.json({ status: "ok", clients: io.engine.clientsCount }));

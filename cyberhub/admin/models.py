@@ -84,6 +84,7 @@ class AdminUser(PublicModel):
     suspended: Suspension | None
     created_at: datetime | None
     last_active_at: datetime | None
+    muted_until: datetime | None = None  # chat mute; null when not muted
 
 
 class PlayerUpgrades(PublicModel):

@@ -36,7 +36,7 @@ LEDGER_CURSOR_PATTERN = pages.cursor_pattern(LEDGER_ID)
 
 LEDGER_REASONS = ("payment", "payment_reversal", "item_sale", "case_open", "admin_adjustment")
 USER_FIELDS = {"username": 1, "role": 1, "balance": 1, "suspended": 1, "createdAt": 1, "lastActiveAt": 1,
-               "casesOpened": 1}
+               "casesOpened": 1, "mutedUntil": 1}
 
 
 def public_user(doc: dict) -> dict:
@@ -46,6 +46,7 @@ def public_user(doc: dict) -> dict:
         "suspended": ({"reason": suspended["reason"], "at": as_utc(suspended["at"]), "by": suspended["by"]}
                       if suspended else None),
         "createdAt": as_utc(doc.get("createdAt")), "lastActiveAt": as_utc(doc.get("lastActiveAt")),
+        "mutedUntil": as_utc(doc.get("mutedUntil")),  # chat mute (cyberhub/chat/moderation.py)
     }
 
 

@@ -108,9 +108,17 @@ class RateLimiter:
             log.warning("Rate limits' store failed (%s): %s until it answers", type(exc).__name__, how)
 
     async def _refusal(self, limiter: MovingWindowRateLimiter, rule: Rule, key: str) -> RateLimited:
+        retry_after = max(1, math.ceil(await self._retry_after(limiter, rule, key)))
+        return RateLimited(rule.message, headers={"Retry-After": str(retry_after)})
+
+    async def retry_after_seconds(self, rule_name: str, key: str) -> float:
+        """How long until the window has room again (0 when it has now)."""
+        return await self._retry_after(self._limiter, self.rules[rule_name], key)
+
+    @staticmethod
+    async def _retry_after(limiter: MovingWindowRateLimiter, rule: Rule, key: str) -> float:
         try:
             stats = await limiter.get_window_stats(rule.limit, rule.name, key)
-            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+            return max(0.0, stats.reset_time - time.time())
         except Exception:  # the store went away between the check and this: the window's length
-            retry_after = rule.limit.get_expiry()
-        return RateLimited(rule.message, headers={"Retry-After": str(retry_after)})
+            return float(rule.limit.get_expiry())

@@ -13,6 +13,7 @@ import tornado.netutil
 
 from cyberhub.accounts import users as accounts
 from cyberhub.accounts.security import Passwords, Tokens
+from cyberhub.chat.events import register_chat
 from cyberhub.platform.metrics import Metrics
 from cyberhub.platform.ratelimit import RateLimiter
 from cyberhub.realtime.loopmonitor import GcTimer, LoopLag, tune_gc
@@ -56,8 +57,10 @@ def build_services(settings: Settings, database: Any) -> Services:
                       rate_limits=limiter,
                       lost_relays=(lambda: manager.lost_relays) if settings.redis_url else None)
     notifier = Notifier(sio, metrics, live_feed_max_per_second=settings.live_feed_max_per_second)
+    chat = register_chat(sio, database, authenticate=lambda token: accounts.user_for_token(database, tokens, token),
+                         limiter=limiter, metrics=metrics, settings=settings)
     return Services(settings=settings, db=database, tokens=tokens, passwords=passwords, sio=sio,
-                    notifier=notifier, limiter=limiter, metrics=metrics)
+                    notifier=notifier, limiter=limiter, metrics=metrics, chat=chat)
 
 
 async def wait_for_database(database: Any, limit_seconds: float) -> None:
@@ -104,6 +107,7 @@ async def bootstrap(services: Services) -> None:
             username=settings.admin_username, password=settings.admin_password.get_secret_value(),
         )
     await recovery.recover_and_notify(services, grace_seconds=settings.recovery_grace_seconds)
+    await services.chat.start()
 
 
 class Server:
@@ -163,6 +167,7 @@ class Server:
         if not await self.services.inflight.wait_idle(settings.shutdown_timeout_seconds):
             log.error("Shutdown timeout: %d request(s) still running", self.services.inflight.count)
         # After the requests, so that the events they emit still reach everyone.
+        await self.services.chat.close()
         await self._close_sockets()
         await self.services.sio.shutdown()
         self.services.sio.manager.pings.close()  # the websocket-first sockets' ping timer
