@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from handlers import admin, auth, cases, economy, fair, health, meta, payments, profile, stats
+from handlers import admin, auth, battles, cases, economy, fair, health, meta, payments, profile, stats
 
-MODULES = (health, auth, cases, economy, profile, fair, payments, stats, admin, meta)
+MODULES = (health, auth, cases, economy, profile, fair, payments, stats, admin, battles, meta)
 
 
 def all_routes() -> list[tuple]:

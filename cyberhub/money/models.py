@@ -42,6 +42,9 @@ class InventoryItemPublic(PublicModel):
     status: Literal["owned", "sold"]
     won_at: datetime
     sold_at: datetime | None = None
+    # Where the item came from when not a case opening (e.g. "battle", with its battleId).
+    source: str | None = None
+    battle_id: str | None = None
 
 
 class OpenCaseResponse(Envelope):

@@ -13,6 +13,7 @@ import tornado.netutil
 
 from cyberhub.accounts import users as accounts
 from cyberhub.accounts.security import Passwords, Tokens
+from cyberhub.games import battle_events, battle_reveal
 from cyberhub.platform.metrics import Metrics
 from cyberhub.platform.ratelimit import RateLimiter
 from cyberhub.realtime.loopmonitor import GcTimer, LoopLag, tune_gc
@@ -54,8 +55,19 @@ def build_services(settings: Settings, database: Any) -> Services:
     metrics = Metrics(connected_sockets=lambda: len(sio.eio.sockets),
                       socket_deliveries=lambda: {"fast": manager.fast_deliveries, "queued": manager.queued_deliveries})
     notifier = Notifier(sio, metrics, live_feed_max_per_second=settings.live_feed_max_per_second)
-    return Services(settings=settings, db=database, tokens=tokens, passwords=passwords, sio=sio,
-                    notifier=notifier, limiter=limiter, metrics=metrics)
+    services = Services(settings=settings, db=database, tokens=tokens, passwords=passwords, sio=sio,
+                        notifier=notifier, limiter=limiter, metrics=metrics)
+    # Case battles: battle:watch/unwatch on the sockets, and the reveal loop.
+    battle_events.register(sio, database)
+    services.battles = battle_reveal.BattleRunner(database, battle_events.BattleEvents(sio, metrics), notifier,
+                                                  settings.battle_round_seconds)
+    return services
+
+
+async def recover_battles(services: Services) -> None:
+    settings = services.settings
+    await battle_reveal.recover(services.db, services.battles, grace_seconds=settings.recovery_grace_seconds,
+                                waiting_minutes=settings.battle_waiting_minutes)
 
 
 async def wait_for_database(database: Any, limit_seconds: float) -> None:
@@ -102,6 +114,7 @@ async def bootstrap(services: Services) -> None:
             username=settings.admin_username, password=settings.admin_password.get_secret_value(),
         )
     await recovery.recover_and_notify(services, grace_seconds=settings.recovery_grace_seconds)
+    await recover_battles(services)
 
 
 class Server:
@@ -138,6 +151,7 @@ class Server:
             await asyncio.sleep(settings.recovery_interval_seconds)
             try:
                 await recovery.recover_and_notify(self.services, grace_seconds=settings.recovery_grace_seconds)
+                await recover_battles(self.services)
             except dbmod.PyMongoError as exc:
                 log.warning("Recovery pass skipped, database error: %s", exc)
             except Exception:  # never let one bad pass end recovery for the process's lifetime
@@ -155,6 +169,7 @@ class Server:
                 await self._recovery_task
         if not await self.services.inflight.wait_idle(settings.shutdown_timeout_seconds):
             log.error("Shutdown timeout: %d request(s) still running", self.services.inflight.count)
+        await self.services.battles.close()  # running battles stay running; the next process resumes them
         # After the requests, so that the events they emit still reach everyone.
         await self._close_sockets()
         await self.services.sio.shutdown()

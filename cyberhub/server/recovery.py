@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from cyberhub.accounts import suspension
 from cyberhub.admin import adjustments
 from cyberhub.catalogue import cases as catalogue
+from cyberhub.games import battles
 from cyberhub.money import inventory, openings, operations, payments, reversals, wallet
 from cyberhub.platform.ids import now
 from cyberhub.store.db import Database, PyMongoError
@@ -119,6 +120,11 @@ KINDS: dict[str, Kind] = {
     inventory.KIND: Kind(partial(_forwards, inventory.complete_sale)),
     payments.KIND: Kind(partial(_forwards, payments.complete_payment)),
     reversals.KIND: Kind(partial(_forwards, reversals.complete)),
+    # Case battles: an entry like an opening (debited → forwards, else its seat is freed),
+    # a leave or cancel forwards once its seat change / status change happened.
+    battles.ENTRY: Kind(battles.repair_entry, battles.replay_body),
+    battles.LEAVE: Kind(battles.repair_leave),
+    battles.CANCEL: Kind(battles.repair_cancel),
 }
 
 

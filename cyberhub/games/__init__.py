@@ -1,0 +1,1 @@
+"""Games beside case openings: upgrades, case battles. Each money move goes through money/."""
