@@ -15,7 +15,7 @@ from cyberhub.games.battle_models import (
 from cyberhub.games.battle_reveal import BattleRunner
 from cyberhub.games.battle_view import public_battle
 from cyberhub.money import idempotency
-from cyberhub.platform.errors import BadRequest
+from cyberhub.platform.errors import BadRequest, Conflict
 from cyberhub.platform.ids import new_id
 from cyberhub.platform.openapi import Operation, Param, endpoints
 from handlers.admin import AdminHandler, StatsBase, range_params
@@ -77,7 +77,9 @@ class BattlesHandler(BattleHandler):
         body = self.parse_body(CreateBattleRequest)
         limit = self.services.settings.battle_max_cases
         if len(body.case_ids) > limit:
-            raise BadRequest(f"At most {limit} cases per battle", code="too_many_cases")
+            # 409, not 400: the request is valid by the document (up to 100 cases), over
+            # this deployment's BATTLE_MAX_CASES.
+            raise Conflict(f"At most {limit} cases per battle", code="too_many_cases")
         key = self.request.headers.get("Idempotency-Key")
         if key is None:
             status, payload = await self._create(body, new_id())
@@ -152,8 +154,11 @@ class AdminBattlesHandler(AdminHandler):
                                  limit_param(), cursor_param(battle_lists.CURSOR_PATTERN))))
 
     async def get(self) -> None:
+        user_id = self.text_arg("userId")
+        if len(user_id) > 128:
+            raise BadRequest("userId is at most 128 characters", code="invalid_user_id")
         docs, next_cursor = await battle_lists.list_battles(
-            self.db, status=self.text_arg("status"), user_id=self.text_arg("userId"), limit=self.page_limit(),
+            self.db, status=self.text_arg("status"), user_id=user_id, limit=self.page_limit(),
             cursor=self.page_cursor())
         self.write_json({"success": True, "battles": [public_battle(d, rounds=False) for d in docs],
                          "nextCursor": next_cursor})

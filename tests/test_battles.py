@@ -5,7 +5,9 @@ verifier), money and refunds, races, recovery and the back office."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +25,8 @@ from tests.support.battles import (
 )
 from tests.support.client import connect_socket
 from tests.support.invariants import assert_money_invariants
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 @pytest.fixture
@@ -65,7 +69,8 @@ async def test_battle_runs_to_the_end_and_every_draw_verifies(live, mode, crazy,
     assert battle["publicSeed"] is None and battle["serverSeed"] is None and len(battle["serverSeedHash"]) == 64
     assert battle["rounds"] == [] and battle["winners"] == []
     await lobby_events.wait_for("battles:updated", predicate=lambda d: d["battle"]["id"] == battle["id"])
-    assert "rounds" not in lobby_events.of("battles:updated")[0]["battle"]
+    summary = lobby_events.of("battles:updated")[0]["battle"]
+    assert "rounds" not in summary and "items" not in summary["cases"][0]
 
     client, events = await watch(live, battle["id"])
     for token, _ in players[1:]:
@@ -141,7 +146,8 @@ async def test_create_refusals_change_nothing(live):
     assert poor.status == 409 and poor.body == {"success": False, "error": "Insufficient balance",
                                                 "code": "insufficient_balance"}
     assert (await create(live, token, ["missing"])).status == 404
-    assert (await create(live, token, [cases[0]["id"]] * 26)).status == 400
+    too_many = await create(live, token, [cases[0]["id"]] * 26)
+    assert too_many.status == 409 and too_many.body["code"] == "too_many_cases"
     assert (await create(live, token, [cases[0]["id"]], "3v3")).status == 400
     assert (await create(live, None, [cases[0]["id"]])).status == 401
     assert await live.db.battles.count_documents({}) == 0 and await balance(live, user_id) == 499
@@ -368,3 +374,22 @@ async def test_restart_resumes_the_reveal_from_the_stored_draws(start_live):
     assert await battle_reveal.settle(second.db, done) is None
     assert await second.db.inventory.count_documents({"battleId": battle["id"]}) == items
     await check_all(second)
+
+
+async def test_readme_verifier_accepts_a_finished_battle(live):
+    """The verifier snippet of README.md ("Case battles") run as a user would run it."""
+    text = README.read_text()
+    section = text[text.index("## Case battles"):]
+    snippet = section[section.index("```python\n") + 10:section.index("```\n\n(`tests/test_battles.py`")]
+    cases = await make_cases(live)
+    (t0, _), (t1, _) = [await player(live, f"readme{i}", 5000) for i in range(2)]
+    battle = (await create(live, t0, [cases[0]["id"], cases[1]["id"]], "2v2")).body["battle"]
+    client, events = await watch(live, battle["id"])
+    assert (await live.api.post(f"/api/battles/{battle['id']}/join", {}, token=t1)).status == 200
+    assert (await live.api.post(f"/api/battles/{battle['id']}/bots", token=t0)).status == 200
+    await wait_finished(events, battle["id"], 2)
+    await client.disconnect()
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", snippet, live.base_url, battle["id"],
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0 and out.decode().startswith("verified"), out.decode()

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from cyberhub.platform.models import Envelope, Identifier, PublicModel, RequestModel
+from cyberhub.platform.models import Envelope, Identifier, PublicModel, RequestModel, WholeNumber
 
 Mode = Literal["1v1", "1v1v1", "1v1v1v1", "2v2"]
 Status = Literal["waiting", "running", "finished", "cancelled"]
@@ -21,7 +21,15 @@ class CreateBattleRequest(RequestModel):
 
 
 class JoinBattleRequest(RequestModel):
-    slot: Annotated[int, Field(ge=0, le=3)] | None = None
+    slot: Annotated[WholeNumber, Field(ge=0, le=3)] | None = None
+
+
+class BattleCaseItem(PublicModel):
+    name: str
+    rarity: str
+    price: int
+    weight: int
+    image: str | None = None
 
 
 class BattleCase(PublicModel):
@@ -30,6 +38,9 @@ class BattleCase(PublicModel):
     name: str
     price: int
     image: str | None = None
+    # The version's items in draw order, with weights: enough to verify every draw
+    # (left out of lobby summaries).
+    items: list[BattleCaseItem] | None = None
 
 
 class BattleSlot(PublicModel):

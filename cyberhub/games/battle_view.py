@@ -8,6 +8,7 @@ from cyberhub.games.battle_models import BattlePublic
 from cyberhub.platform.ids import as_utc
 
 SEAT_FIELDS = ("slot", "team", "userId", "username", "bot", "clientSeed")
+ITEM_FIELDS = ("name", "rarity", "price", "weight", "image")
 
 
 def public_battle(doc: dict, *, rounds: bool = True) -> dict:
@@ -17,7 +18,9 @@ def public_battle(doc: dict, *, rounds: bool = True) -> dict:
     data = {
         "id": doc["_id"], "status": doc["status"], "mode": doc["mode"], "crazy": doc["crazy"],
         "cases": [{"caseId": v["caseId"], "caseVersion": v["version"], "name": v["name"], "price": v["price"],
-                   "image": v.get("image")} for v in doc["cases"]],
+                   "image": v.get("image"),
+                   **({"items": [{k: i.get(k) for k in ITEM_FIELDS} for i in v["items"]]} if rounds else {})}
+                  for v in doc["cases"]],
         "entryCost": doc["entryCost"],
         "slots": [{k: s[k] for k in SEAT_FIELDS} if s is not None else None for s in doc["slots"]],
         "createdBy": doc["createdBy"], "createdAt": as_utc(doc["createdAt"]),
@@ -29,8 +32,10 @@ def public_battle(doc: dict, *, rounds: bool = True) -> dict:
     if rounds:
         data["rounds"] = [round_payload(doc, r) for r in range(len(shown))]
     out = BattlePublic.model_validate(data).model_dump(mode="json", by_alias=True)
-    if not rounds:
-        del out["rounds"]  # a lobby summary
+    if not rounds:  # a lobby summary
+        del out["rounds"]
+        for case in out["cases"]:
+            del case["items"]
     return out
 
 

@@ -72,6 +72,8 @@ def verify(battle: dict, weights_by_case: dict[str, list[dict]]) -> dict[tuple[i
     for r, rnd in enumerate(battle["rounds"]):
         assert rnd["round"] == r
         items = weights_by_case[battle["cases"][r]["caseId"]]
+        assert [(i["name"], i["weight"]) for i in battle["cases"][r]["items"]] == \
+            [(i["name"], i["weight"]) for i in items], "the battle lists the odds it drew with"
         total = sum(i["weight"] for i in items)
         for s, result in enumerate(rnd["results"]):
             assert result["slot"] == s
