@@ -291,9 +291,11 @@ async def test_same_player_joining_twice_at_once(live):
     cases = await make_cases(live)
     token0, _ = await player(live, "host", 1000)
     token, user_id = await player(live, "eager", 1000)
-    battle = (await create(live, token0, [cases[1]["id"]], "1v1v1")).body["battle"]
-    replies = await asyncio.gather(*(live.api.post(f"/api/battles/{battle['id']}/join", {}, token=token)
-                                     for _ in range(5)))
+    battle = (await create(live, token0, [cases[1]["id"]], "1v1v1v1")).body["battle"]
+    # Different seats at once too: only the "not already seated" guard of the seat's
+    # compare-and-set stops two of them.
+    replies = await asyncio.gather(*(live.api.post(f"/api/battles/{battle['id']}/join", body, token=token)
+                                     for body in ({"slot": 1}, {"slot": 2}, {"slot": 3}, {}, {"slot": 2})))
     assert sorted(r.status for r in replies) == [200, 409, 409, 409, 409], replies
     assert {r.body["code"] for r in replies if r.status == 409} == {"battle_already_joined"}
     assert await balance(live, user_id) == 800

@@ -154,7 +154,7 @@ async def recover(db: Database, runner: BattleRunner, *, grace_seconds: float, w
         if started is not None:
             await runner.events.lobby(started)
             runner.ensure(started["_id"])
-    for battle in await db.battles.find({"status": battles.RUNNING,
-                                         "revealedAt": {"$lte": stamp - timedelta(seconds=grace_seconds)}}
-                                        ).to_list(None):
+    # Not advanced for a round's time plus the grace: its process is gone (or never was).
+    stalled = stamp - timedelta(seconds=grace_seconds + runner.round_seconds)
+    for battle in await db.battles.find({"status": battles.RUNNING, "revealedAt": {"$lte": stalled}}).to_list(None):
         runner.ensure(battle["_id"])
