@@ -106,6 +106,11 @@ async def test_battle_runs_to_the_end_and_every_draw_verifies(live, mode, crazy,
         assert len(listed) == len(mine)
         assert all(i["source"] == "battle" and i["battleId"] == battle["id"] for i in listed)
         assert await balance(live, user_id) == 5000 - cost
+    stats = (await live.api.get("/api/admin/stats/battles", token=await live.admin_token())).body
+    to_players = any(slot is not None for slot in owners.values())
+    assert stats["battles"] == 1 and stats["entries"] == cost * humans and stats["refunds"] == 0
+    assert (stats["paidToPlayers"], stats["keptByHouse"]) == \
+        ((sum(final["totals"]), 0) if to_players else (0, sum(final["totals"])))
     await check_all(live)
 
 
