@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from cyberhub.games import battle_reveal
 from cyberhub.server import recovery
 from cyberhub.server.lifecycle import recover_battles
 from tests.support.battles import assert_battle_invariants, create, make_cases, player
@@ -153,5 +154,44 @@ async def test_battle_failure_after_every_step_then_recovery(live, name):
             await assert_money_invariants(live.db)
             await assert_battle_invariants(live.db)
             await scenario.check(live, ctx)
+            await assert_money_invariants(live.db)
+            await assert_battle_invariants(live.db)
+
+
+async def test_reveal_and_settle_fail_at_every_write_then_resume_once(live):
+    """A running battle's reveal loop fails at each of its writes (before and
+    after it is applied); running it again (as the recovery pass does) finishes
+    the battle from the stored draws: every item once, the draws recorded once."""
+    cases = await make_cases(live)
+    quiet = battle_reveal.BattleRunner(live.services.db, live.services.battles.events, live.services.notifier, 0)
+
+    async def running_battle(n: int) -> str:
+        (t0, _), (t1, _) = [await player(live, f"reveal{n}x{i}", 1000) for i in range(2)]
+        battle = (await create(live, t0, [cases[0]["id"], cases[1]["id"]], "1v1")).body["battle"]
+        assert (await live.api.post(f"/api/battles/{battle['id']}/join", {}, token=t1)).status == 200
+        await live.services.battles.close()  # the serving runner waits an hour: stop it
+        return battle["id"]
+
+    first = await running_battle(0)
+    live.chaos.arm()
+    await quiet.run(first)
+    writes = list(live.chaos.writes)
+    live.chaos.disarm()
+    assert (await live.db.battles.find_one({"_id": first}))["status"] == "finished"
+    assert len(writes) >= 2 + 4 + 1, writes  # two reveals, the draws (and items), the finish
+
+    n = 0
+    for index in range(1, len(writes) + 1):
+        for after_apply in (False, True):
+            n += 1
+            battle_id = await running_battle(n)
+            live.chaos.arm(index, after_apply=after_apply)
+            await quiet.run(battle_id)
+            live.chaos.disarm()
+            assert live.chaos.tripped, (index, after_apply)
+            await quiet.run(battle_id)  # resumed, as by the recovery pass
+            battle = await live.db.battles.find_one({"_id": battle_id})
+            assert battle["status"] == "finished" and battle["revealed"] == 2, (index, after_apply)
+            assert await live.db.battle_draws.count_documents({"battleId": battle_id}) == 4
             await assert_money_invariants(live.db)
             await assert_battle_invariants(live.db)

@@ -86,9 +86,10 @@ class BattleRunner:
 
     def ensure(self, battle_id: str) -> None:
         if battle_id not in self.tasks:
-            self.tasks[battle_id] = asyncio.create_task(self._run(battle_id))
+            self.tasks[battle_id] = asyncio.create_task(self.run(battle_id))
 
-    async def _run(self, battle_id: str) -> None:
+    async def run(self, battle_id: str) -> None:
+        """Reveal what is left of the battle and settle it; errors end the run (logged)."""
         try:
             while True:
                 battle = await self.db.battles.find_one({"_id": battle_id})
