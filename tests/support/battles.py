@@ -123,11 +123,14 @@ async def assert_battle_invariants(db: Any) -> None:
         mine = [e for e in entries.values() if e["refId"] == battle["_id"]]
         for entry in mine:
             assert entry["delta"] == -battle["entryCost"]
-        if battle["status"] in ("running", "finished"):
+        if battle["status"] in ("waiting", "running", "finished"):
+            # No operation is pending here: every seat is paid, once, and every other entry was refunded.
             for seat in seats:
-                assert seat["paid"] and seat["entryOp"] in entries and seat["entryOp"] not in refunds
+                assert seat["paid"] and seat["entryOp"] in entries and seat["entryOp"] not in refunds, seat
             seated_ops = {s["entryOp"] for s in seats}
             assert all(e["_id"] in refunds for e in mine if e["_id"] not in seated_ops), "left without refund"
+            assert battle["paid"] == len(seats) + sum(1 for s in battle["slots"] if s is not None and s["bot"])
+            assert battle["seated"] == sum(1 for s in battle["slots"] if s is not None)
         if battle["status"] == "cancelled":
             assert all(e["_id"] in refunds for e in mine), "cancelled without refunding everyone"
         if battle["status"] == "finished":
