@@ -400,3 +400,26 @@ async def test_readme_verifier_accepts_a_finished_battle(live):
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await proc.communicate()
     assert proc.returncode == 0 and out.decode().startswith("verified"), out.decode()
+
+
+async def test_unwatch_leaves_the_room_and_watch_checks_its_input(live):
+    cases = await make_cases(live)
+    (t0, _), (t1, _), (t2, _), (t3, _) = [await player(live, f"room{i}", 1000) for i in range(4)]
+    left = (await create(live, t0, [cases[1]["id"]])).body["battle"]
+    kept = (await create(live, t2, [cases[1]["id"]])).body["battle"]
+    client, events = await watch(live, left["id"])
+    assert (await client.call("battle:watch", {"battleId": kept["id"]}, timeout=10))["success"] is True
+    assert await client.call("battle:unwatch", {"battleId": left["id"]}, timeout=10) == {"success": True}
+    for bad in (None, {}, {"battleId": 7}, {"battleId": "x" * 129}):
+        refused = await client.call("battle:watch", bad, timeout=10)
+        assert refused["success"] is False and refused["code"] == "invalid_battle_id", refused
+    other, other_events = await watch(live, left["id"])
+    assert (await live.api.post(f"/api/battles/{left['id']}/join", {}, token=t1)).status == 200
+    await wait_finished(other_events, left["id"], 1)
+    assert (await live.api.post(f"/api/battles/{kept['id']}/join", {}, token=t3)).status == 200
+    # One connection keeps the server's order: had the first battle's events been sent
+    # to this socket, they would have arrived before the second battle's end.
+    await wait_finished(events, kept["id"], 1)
+    assert [d["battleId"] for d in events.of("battle:round") + events.of("battle:finished")] == [kept["id"]] * 2
+    await client.disconnect()
+    await other.disconnect()
