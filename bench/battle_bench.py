@@ -8,8 +8,8 @@ one case and 4 × battles funded players through the public API, then the Node
 generator connects the lobby viewers, creates every 2v2 battle, has
 --watchers anonymous sockets watch each one, and fills each battle with three
 joins at once. Reported: join latency p50/p99, round delivery lag p50/p99
-against each battle's schedule, rounds lost or out of order, battles that
-never finished, lobby events. Target (issue 17, 2 cores, generator on the same
+against each battle's schedule (startedAt + (r + 1) × round seconds), rounds
+lost or out of order, battles that never finished, lobby events. Target (issue 17, 2 cores, generator on the same
 machine): 100 battles × 20 watchers, 1 s rounds: round lag p99 ≤ 250 ms, no
 round lost or out of order. Results: markdown on stdout, JSON in bench/results/.
 """

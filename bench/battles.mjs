@@ -15,9 +15,9 @@
 // Every battle is created, then its watchers connect and watch, then the
 // three other players join it at once (the last join starts it). Join
 // latency: each join's round trip. Round lag: when a watcher got round r −
-// (when the starting join was answered + (r + 1) × roundSeconds), i.e. how
-// late the round reached the watcher against its schedule (the reveal loop
-// also waits for its own store write between rounds, which this counts).
+// (the battle's startedAt + (r + 1) × roundSeconds), i.e. how late the round
+// reached the watcher against the server's schedule (server and generator
+// share this machine's clock).
 // Lost: a watcher that never got a round; out of order: a round after a
 // later one, or twice. Only 127.0.0.1 is contacted.
 
@@ -27,7 +27,8 @@ import { performance } from "node:perf_hooks";
 import { io } from "socket.io-client";
 
 const log = (...a) => console.error(...a);
-const now = () => performance.now();
+// Absolute milliseconds, the clock the server's startedAt is written in (same machine).
+const now = () => performance.timeOrigin + performance.now();
 
 function pct(values, p) {
   if (!values.length) return null;
@@ -121,7 +122,7 @@ async function main() {
 
   log("joining: 3 players per battle, at once");
   const joinMs = [];
-  const started = new Map(); // battleId -> when the starting join was answered
+  const started = new Map(); // battleId -> the server's startedAt (ms)
   await pool(B, plan.joinConcurrency || 50, async (b) => {
     const id = ids[b];
     await Promise.all([1, 2, 3].map(async (slot) => {
@@ -130,7 +131,7 @@ async function main() {
       const t1 = now();
       joinMs.push(t1 - t0);
       if (r.status !== 200) throw new Error(`join: ${r.status} ${JSON.stringify(r.body)}`);
-      if (r.body.battle.status === "running") started.set(id, t1);
+      if (r.body.battle.status === "running") started.set(id, Date.parse(r.body.battle.startedAt));
     }));
   });
 

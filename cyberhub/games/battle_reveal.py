@@ -14,27 +14,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from cyberhub.games import battle_draws as draws
 from cyberhub.games import battles
 from cyberhub.games.battle_events import BattleEvents
 from cyberhub.money import wallet
 from cyberhub.platform.errors import AppError
-from cyberhub.platform.ids import now
+from cyberhub.platform.ids import as_utc, now
 from cyberhub.realtime.sockets import Notifier
 from cyberhub.store.db import Database, ReturnDocument, insert_once
 
 log = logging.getLogger("cyberhub.battles")
 
 
-async def reveal_next(db: Database, battle: dict) -> dict | None:
-    """Reveal round `battle["revealed"]`; the battle after it, or None if another actor did."""
+async def reveal_next(db: Database, battle: dict, at: datetime) -> dict | None:
+    """Reveal round `battle["revealed"]` as of `at`; the battle after it, or None if another actor did."""
     return await db.battles.find_one_and_update(
         {"_id": battle["_id"], "status": battles.RUNNING, "revealed": battle["revealed"]},
-        {"$inc": {"revealed": 1}, "$set": {"revealedAt": now()}},
+        {"$inc": {"revealed": 1}, "$set": {"revealedAt": at}},
         return_document=ReturnDocument.AFTER,
     )
+
+
+def next_due(battle: dict, round_seconds: float) -> datetime:
+    """When the next round is due: a round after the previous one's due time
+    (or the start), so the store's own time per round does not add up over a
+    battle's rounds."""
+    return as_utc(battle["revealedAt"]) + timedelta(seconds=round_seconds)
 
 
 def inventory_items(battle: dict) -> list[dict]:
@@ -91,15 +98,20 @@ class BattleRunner:
     async def run(self, battle_id: str) -> None:
         """Reveal what is left of the battle and settle it; errors end the run (logged)."""
         try:
+            battle = await self.db.battles.find_one({"_id": battle_id})
             while True:
-                battle = await self.db.battles.find_one({"_id": battle_id})
                 if battle is None or battle["status"] != battles.RUNNING:
                     return
                 if battle["revealed"] < len(battle["draws"]):
-                    await asyncio.sleep(self.round_seconds)
-                    revealed = await reveal_next(self.db, battle)
+                    due = next_due(battle, self.round_seconds)
+                    await asyncio.sleep(max(0.0, (due - now()).total_seconds()))
+                    # Late by a whole round or more (e.g. resumed after a restart): the
+                    # schedule starts again from now rather than revealing a burst.
+                    at = due if (now() - due).total_seconds() < self.round_seconds else now()
+                    revealed = await reveal_next(self.db, battle, at)
                     if revealed is not None:
                         await self.events.round(revealed, battle["revealed"])
+                    battle = revealed or await self.db.battles.find_one({"_id": battle_id})
                     continue
                 finished = await settle(self.db, battle)
                 if finished is not None:
