@@ -106,6 +106,14 @@ async def test_battle_runs_to_the_end_and_every_draw_verifies(live, mode, crazy,
         assert len(listed) == len(mine)
         assert all(i["source"] == "battle" and i["battleId"] == battle["id"] for i in listed)
         assert await balance(live, user_id) == 5000 - cost
+    owned = await live.db.inventory.find_one({"battleId": battle["id"]})
+    if owned is not None:  # a battle item sells like any other, once
+        seller = next(token for token, user_id in players if user_id == owned["userId"])
+        sale = await live.api.post("/api/inventory/claim", {"itemId": owned["_id"]}, token=seller)
+        assert sale.status == 200 and sale.body["amount"] == owned["price"], sale
+        assert sale.body["balance"] == 5000 - cost + owned["price"]
+        again = await live.api.post("/api/inventory/claim", {"itemId": owned["_id"]}, token=seller)
+        assert again.status == 409
     stats = (await live.api.get("/api/admin/stats/battles", token=await live.admin_token())).body
     to_players = any(slot is not None for slot in owners.values())
     assert stats["battles"] == 1 and stats["entries"] == cost * humans and stats["refunds"] == 0
