@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     # If set, GET /metrics requires "Authorization: Bearer <METRICS_TOKEN>".
     metrics_token: SecretStr | None = None
 
+    # Case battles (README.md, "Case battles").
+    battle_max_cases: int = Field(25, ge=1, le=100)  # cases (rounds) per battle
+    battle_max_open_per_user: int = Field(3, ge=1)  # waiting battles one player may have created
+    battle_waiting_minutes: float = Field(30.0, gt=0)  # then the recovery loop cancels and refunds
+    battle_round_seconds: float = Field(3.0, ge=0)  # between reveals; 0 = as fast as the loop runs
+
     # Abuse limits, "<count>/<second|minute|hour>" (the `limits` library's notation).
     rate_limit_enabled: bool = True
     rate_limit_auth_per_ip: str = "30/minute"  # register + login attempts from one IP

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from handlers import admin, auth, cases, chat, economy, fair, health, meta, payments, profile, stats, upgrades
+from handlers import admin, auth, battles, cases, chat, economy, fair, health, meta, payments, profile, stats, upgrades
 
-MODULES = (health, auth, cases, economy, profile, fair, payments, stats, admin, upgrades, chat, meta)
+MODULES = (health, auth, cases, economy, profile, fair, payments, stats, admin, upgrades, battles, chat, meta)
 
 
 def all_routes() -> list[tuple]:

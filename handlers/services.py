@@ -12,6 +12,7 @@ from cyberhub.accounts.security import Passwords, Tokens
 from cyberhub.catalogue.cache import CatalogueCache
 from cyberhub.catalogue.public_stats import PublicStatsCache
 from cyberhub.chat.events import Chat
+from cyberhub.games.battle_reveal import BattleRunner
 from cyberhub.platform.metrics import Metrics
 from cyberhub.platform.ratelimit import RateLimiter
 from cyberhub.realtime.sockets import Notifier
@@ -68,6 +69,7 @@ class Services:
     openapi_json: str | None = None  # built from api_routes on first request
     catalogue_cache: CatalogueCache = field(default_factory=CatalogueCache)
     stats_cache: PublicStatsCache = field(default_factory=PublicStatsCache)
+    battles: BattleRunner | None = None  # case battles' reveal loop, set by build_services
 
     def cors_allows(self, origin: str) -> bool:
         allowed = self.settings.cors_origin_list

@@ -13,10 +13,17 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import WEBHOOK_SECRET
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js"
 NODE_LIMIT_SECONDS = 120.0  # upper bound per file; each takes about a second
+
+
+@pytest.fixture
+def settings_overrides() -> dict:
+    return {"battle_round_seconds": 0}  # js/test/battles.test.js waits for every round
 
 
 async def test_frontend_client_suite(live):

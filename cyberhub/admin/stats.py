@@ -120,11 +120,16 @@ def version_odds(version: dict) -> tuple[Fraction, Fraction]:
 
 
 async def per_case(db: Database, *, start: str, end: str) -> list[dict]:
-    rows = await db.openings.aggregate([
+    pipeline = [
         {"$match": time_range(start, end)},
         {"$group": {"_id": {"caseId": "$caseId", "caseVersion": "$caseVersion"}, "openings": {"$sum": 1},
                     "revenue": {"$sum": "$price"}, "payout": {"$sum": "$item.price"}}},
-    ]).to_list(None)
+    ]
+    rows = await db.openings.aggregate(pipeline).to_list(None)
+    # Case battles' draws count as draws of their case version (bots' seats too). The
+    # collection is read directly, as admin may not import games; its records have the
+    # openings' shape (cyberhub/games/battle_reveal.py writes them).
+    rows += await db.battle_draws.aggregate(pipeline).to_list(None)
     cases: dict[str, dict] = {}
     for row in rows:
         case_id, version_no = row["_id"]["caseId"], row["_id"]["caseVersion"]

@@ -28,7 +28,7 @@ def public_item(doc: dict) -> InventoryItemPublic:
         id=doc["_id"], name=doc["name"], rarity=doc["rarity"], price=doc["price"], image=doc.get("image"),
         case_id=doc["caseId"], case_version=doc["caseVersion"], status=doc["status"],
         won_at=as_utc(doc["wonAt"]), sold_at=as_utc(doc.get("soldAt")),
-        source=doc.get("source"), upgrade_id=doc.get("upgradeId"),
+        source=doc.get("source"), upgrade_id=doc.get("upgradeId"), battle_id=doc.get("battleId"),
     )
 
 

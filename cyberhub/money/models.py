@@ -42,9 +42,11 @@ class InventoryItemPublic(PublicModel):
     status: Literal["owned", "sold", "upgraded"]  # upgraded: staked in an upgrade
     won_at: datetime
     sold_at: datetime | None = None
-    # Items won by a game beside openings: source "upgrade" with upgradeId.
+    # Where the item came from when not a case opening: "upgrade" (with its
+    # upgradeId) or "battle" (with its battleId).
     source: str | None = None
     upgrade_id: str | None = None
+    battle_id: str | None = None
 
 
 class OpenCaseResponse(Envelope):

@@ -14,6 +14,7 @@ import tornado.netutil
 from cyberhub.accounts import users as accounts
 from cyberhub.accounts.security import Passwords, Tokens
 from cyberhub.chat.events import register_chat
+from cyberhub.games import battle_events, battle_reveal
 from cyberhub.platform.metrics import Metrics
 from cyberhub.platform.ratelimit import RateLimiter
 from cyberhub.realtime.loopmonitor import GcTimer, LoopLag, tune_gc
@@ -59,8 +60,19 @@ def build_services(settings: Settings, database: Any) -> Services:
     notifier = Notifier(sio, metrics, live_feed_max_per_second=settings.live_feed_max_per_second)
     chat = register_chat(sio, database, authenticate=lambda token: accounts.user_for_token(database, tokens, token),
                          limiter=limiter, metrics=metrics, settings=settings)
-    return Services(settings=settings, db=database, tokens=tokens, passwords=passwords, sio=sio,
-                    notifier=notifier, limiter=limiter, metrics=metrics, chat=chat)
+    services = Services(settings=settings, db=database, tokens=tokens, passwords=passwords, sio=sio,
+                        notifier=notifier, limiter=limiter, metrics=metrics, chat=chat)
+    # Case battles: battle:watch/unwatch on the sockets, and the reveal loop.
+    battle_events.register(sio, database)
+    services.battles = battle_reveal.BattleRunner(database, battle_events.BattleEvents(sio, metrics), notifier,
+                                                  settings.battle_round_seconds)
+    return services
+
+
+async def recover_battles(services: Services) -> None:
+    settings = services.settings
+    await battle_reveal.recover(services.db, services.battles, grace_seconds=settings.recovery_grace_seconds,
+                                waiting_minutes=settings.battle_waiting_minutes)
 
 
 async def wait_for_database(database: Any, limit_seconds: float) -> None:
@@ -108,6 +120,7 @@ async def bootstrap(services: Services) -> None:
         )
     await recovery.recover_and_notify(services, grace_seconds=settings.recovery_grace_seconds)
     await services.chat.start()
+    await recover_battles(services)
 
 
 class Server:
@@ -144,6 +157,7 @@ class Server:
             await asyncio.sleep(settings.recovery_interval_seconds)
             try:
                 await recovery.recover_and_notify(self.services, grace_seconds=settings.recovery_grace_seconds)
+                await recover_battles(self.services)
             except dbmod.PyMongoError as exc:
                 log.warning("Recovery pass skipped, database error: %s", exc)
             except Exception:  # never let one bad pass end recovery for the process's lifetime
@@ -166,6 +180,7 @@ class Server:
                 await self._recovery_task
         if not await self.services.inflight.wait_idle(settings.shutdown_timeout_seconds):
             log.error("Shutdown timeout: %d request(s) still running", self.services.inflight.count)
+        await self.services.battles.close()  # running battles stay running; the next process resumes them
         # After the requests, so that the events they emit still reach everyone.
         await self.services.chat.close()
         await self._close_sockets()

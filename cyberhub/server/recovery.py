@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from cyberhub.accounts import suspension
 from cyberhub.admin import adjustments
 from cyberhub.catalogue import cases as catalogue
-from cyberhub.games import upgrades
+from cyberhub.games import battles, upgrades
 from cyberhub.money import inventory, openings, operations, payments, reversals, wallet
 from cyberhub.platform.ids import now
 from cyberhub.store.db import Database, PyMongoError
@@ -123,6 +123,11 @@ KINDS: dict[str, Kind] = {
     payments.KIND: Kind(partial(_forwards, payments.complete_payment)),
     reversals.KIND: Kind(partial(_forwards, reversals.complete)),
     upgrades.KIND: Kind(upgrades.repair, upgrades.replay_body),
+    # Case battles: an entry like an opening (debited → forwards, else its seat is freed),
+    # a leave or cancel forwards once its seat change / status change happened.
+    battles.ENTRY: Kind(battles.repair_entry, battles.replay_body),
+    battles.LEAVE: Kind(battles.repair_leave),
+    battles.CANCEL: Kind(battles.repair_cancel),
 }
 
 

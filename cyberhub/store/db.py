@@ -118,6 +118,14 @@ async def ensure_indexes(db: Database, *, idempotency_ttl_seconds: int) -> None:
     await db.admin_audit.create_indexes([IndexModel([("createdAt", DESCENDING), ("_id", DESCENDING)])])
     # Upgrades: back-office statistics by time.
     await db.upgrades.create_indexes([IndexModel([("createdAt", DESCENDING)])])
+    # Case battles: the lobby and back office by status and time, a player's battles,
+    # the recovery pass's waiting/running scans; battle draws for the RTP alarm.
+    await db.battles.create_indexes([IndexModel([("status", ASCENDING), ("createdAt", DESCENDING),
+                                                 ("_id", DESCENDING)]),
+                                     IndexModel([("createdAt", DESCENDING), ("_id", DESCENDING)]),
+                                     IndexModel([("slots.userId", ASCENDING), ("createdAt", DESCENDING)]),
+                                     IndexModel([("createdBy", ASCENDING), ("status", ASCENDING)])])
+    await db.battle_draws.create_indexes([IndexModel([("createdAt", ASCENDING)])])
     # Idempotency keys are per user (the _id is "<userId>:<key>") and expire after the TTL.
     ttl_index = IndexModel([("createdAt", ASCENDING)], expireAfterSeconds=idempotency_ttl_seconds)
     try:

@@ -1,0 +1,85 @@
+"""Battle events over Socket.IO: the lobby (`battles:updated` to everyone) and
+each battle's room `battle:<id>` (`battle:round`, `battle:finished`), joined
+with `battle:watch` / `battle:unwatch` by any socket, anonymous too.
+
+`register` adds the two socket handlers; the server wiring calls it once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import socketio
+
+from cyberhub.games import battles
+from cyberhub.games.battle_view import public_battle, round_payload
+from cyberhub.platform.errors import AppError, BadRequest, ServiceUnavailable
+from cyberhub.platform.metrics import Metrics
+from cyberhub.store.db import Database, PyMongoError
+
+log = logging.getLogger("cyberhub.battles")
+
+
+def room(battle_id: str) -> str:
+    return f"battle:{battle_id}"
+
+
+class BattleEvents:
+    """Emitted after the write they announce; a failed emit is logged, never raised."""
+
+    def __init__(self, sio: socketio.AsyncServer, metrics: Metrics) -> None:
+        self.sio, self.metrics = sio, metrics
+
+    async def _emit(self, event: str, data: Any, *, to: str | None = None) -> None:
+        try:
+            await self.sio.emit(event, data, room=to)
+        except Exception:
+            log.exception("Emit of %s failed", event)
+            return
+        self.metrics.emitted(event)
+
+    async def lobby(self, battle: dict) -> None:
+        await self._emit("battles:updated", {"battle": public_battle(battle, rounds=False)})
+
+    async def round(self, battle: dict, r: int) -> None:
+        payload = round_payload(battle, r)
+        await self._emit("battle:round", {"battleId": battle["_id"], **payload}, to=room(battle["_id"]))
+
+    async def finished(self, battle: dict) -> None:
+        view = public_battle(battle, rounds=False)
+        await self._emit("battle:finished", {"battleId": battle["_id"], "winners": view["winners"],
+                                             "totals": view["totals"], "serverSeed": view["serverSeed"],
+                                             "publicSeed": view["publicSeed"]}, to=room(battle["_id"]))
+
+
+def _battle_id(data: Any) -> str:
+    battle_id = data.get("battleId") if isinstance(data, dict) else None
+    if not isinstance(battle_id, str) or not 1 <= len(battle_id) <= 128:
+        raise BadRequest("battleId is required", code="invalid_battle_id")
+    return battle_id
+
+
+def register(sio: socketio.AsyncServer, db: Database) -> None:
+    @sio.on("battle:watch")
+    async def watch(sid: str, data: Any = None) -> dict:
+        try:
+            battle = await battles.get(db, _battle_id(data))
+        except AppError as exc:
+            return exc.envelope()
+        except PyMongoError:
+            return ServiceUnavailable().envelope()
+        # Joined before the battle is read again by the client's ack: a round
+        # revealed after this point reaches it; the ack holds every earlier one.
+        await sio.enter_room(sid, room(battle["_id"]))
+        fresh = await db.battles.find_one({"_id": battle["_id"]}) or battle
+        return {"success": True, "battle": public_battle(fresh)}
+
+    @sio.on("battle:unwatch")
+    async def unwatch(sid: str, data: Any = None) -> dict:
+        try:
+            battle_id = _battle_id(data)
+        except AppError as exc:
+            return exc.envelope()
+        await sio.leave_room(sid, room(battle_id))
+        return {"success": True}

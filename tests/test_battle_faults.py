@@ -1,0 +1,197 @@
+"""Failure half-way through every battle money path: creating (with and
+without an Idempotency-Key), joining, the join that fills the battle and
+starts it, leaving, the creator's cancel. Each write is failed before it
+reaches the store and after it was applied with the reply lost; then
+recovery runs, the invariants hold, and a retry moves no money twice."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
+
+from cyberhub.games import battle_reveal
+from cyberhub.server import recovery
+from cyberhub.server.lifecycle import recover_battles
+from tests.support.battles import assert_battle_invariants, create, make_cases, player
+from tests.support.invariants import assert_money_invariants
+
+
+@pytest.fixture
+def settings_overrides() -> dict:
+    # A started battle waits an hour before its first reveal: only the request's own writes are counted.
+    return {"battle_round_seconds": 3600}
+
+
+@dataclass
+class Scenario:
+    prepare: Callable[[object, int, dict], Awaitable[dict]]
+    act: Callable[[object, dict], Awaitable[object]]
+    check: Callable[[object, dict], Awaitable[None]]
+
+
+async def balance(live, user_id: str) -> int:
+    return (await live.db.users.find_one({"_id": user_id}))["balance"]
+
+
+# --- create -------------------------------------------------------------------------------
+
+
+def _create(key: bool) -> Scenario:
+    async def prepare(live, n, shared):
+        token, user_id = await player(live, f"maker{n}", 1000)
+        return {"token": token, "user_id": user_id, "headers": {"Idempotency-Key": f"b-{n}"} if key else {},
+                "case": shared["cases"][0]["id"]}
+
+    async def act(live, ctx):
+        return await create(live, ctx["token"], [ctx["case"]], "1v1", headers=ctx["headers"])
+
+    async def check(live, ctx):
+        mine = await live.db.battles.find({"createdBy": ctx["user_id"]}).to_list(None)
+        assert len(mine) <= 1
+        if mine:
+            assert mine[0]["status"] == "waiting" and mine[0]["paid"] == 1
+        assert await balance(live, ctx["user_id"]) == (700 if mine else 1000)
+        if key:  # the retry answers the first battle, or creates it once
+            retry = await act(live, ctx)
+            assert retry.status in (200, 201), retry
+            assert await live.db.battles.count_documents({"createdBy": ctx["user_id"]}) == 1
+            assert await balance(live, ctx["user_id"]) == 700
+
+    return Scenario(prepare, act, check)
+
+
+# --- join ---------------------------------------------------------------------------------
+
+
+def _join(mode: str) -> Scenario:
+    async def prepare(live, n, shared):
+        host, _ = await player(live, f"host{mode}{n}", 1000)
+        token, user_id = await player(live, f"guest{mode}{n}", 1000)
+        battle = (await create(live, host, [shared["cases"][0]["id"]], mode)).body["battle"]
+        return {"token": token, "user_id": user_id, "battle": battle["id"]}
+
+    async def act(live, ctx):
+        return await live.api.post(f"/api/battles/{ctx['battle']}/join", {}, token=ctx["token"])
+
+    async def check(live, ctx):
+        battle = await live.db.battles.find_one({"_id": ctx["battle"]})
+        seated = any(s is not None and s["userId"] == ctx["user_id"] for s in battle["slots"])
+        assert await balance(live, ctx["user_id"]) == (700 if seated else 1000)
+        if mode == "1v1" and seated:  # the last seat: recovery started it if the request did not
+            assert battle["status"] == "running" and len(battle["draws"]) == 1
+        retry = await act(live, ctx)
+        assert retry.status == (409 if seated else 200), retry
+        assert await balance(live, ctx["user_id"]) == 700
+
+    return Scenario(prepare, act, check)
+
+
+# --- leave and cancel ---------------------------------------------------------------------
+
+
+def _leave(creator: bool) -> Scenario:
+    async def prepare(live, n, shared):
+        host, host_id = await player(live, f"owner{creator}{n}", 1000)
+        token, user_id = await player(live, f"quitter{creator}{n}", 1000)
+        battle = (await create(live, host, [shared["cases"][0]["id"]], "1v1v1")).body["battle"]
+        assert (await live.api.post(f"/api/battles/{battle['id']}/join", {}, token=token)).status == 200
+        return {"token": host if creator else token, "user_id": host_id if creator else user_id,
+                "others": [user_id] if creator else [], "battle": battle["id"]}
+
+    async def act(live, ctx):
+        return await live.api.post(f"/api/battles/{ctx['battle']}/leave", token=ctx["token"])
+
+    async def check(live, ctx):
+        battle = await live.db.battles.find_one({"_id": ctx["battle"]})
+        gone = battle["status"] == "cancelled" or not any(
+            s is not None and s["userId"] == ctx["user_id"] for s in battle["slots"])
+        for user_id in [ctx["user_id"], *ctx["others"]]:
+            assert await balance(live, user_id) == (1000 if gone else 700)
+        if not gone:  # the leave never happened: the retry does it, once
+            assert (await act(live, ctx)).status == 200
+        for user_id in [ctx["user_id"], *ctx["others"]]:
+            assert await balance(live, user_id) == 1000
+
+    return Scenario(prepare, act, check)
+
+
+SCENARIOS = {
+    "create": _create(key=False),
+    "create_with_idempotency_key": _create(key=True),
+    "join": _join("1v1v1"),
+    "join_last_seat_starts": _join("1v1"),
+    "leave": _leave(creator=False),
+    "creator_cancel": _leave(creator=True),
+}
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+async def test_battle_failure_after_every_step_then_recovery(live, name):
+    scenario = SCENARIOS[name]
+    shared = {"cases": await make_cases(live)}
+    clean = await scenario.prepare(live, 0, shared)
+    live.chaos.arm()
+    assert (await scenario.act(live, clean)).status in (200, 201)
+    writes = list(live.chaos.writes)
+    live.chaos.disarm()
+    assert len(writes) >= 3, writes
+
+    n = 0
+    for index in range(1, len(writes) + 1):
+        for after_apply in (False, True):
+            n += 1
+            ctx = await scenario.prepare(live, n, shared)
+            live.chaos.arm(index, after_apply=after_apply)
+            reply = await scenario.act(live, ctx)
+            live.chaos.disarm()
+            where = f"{'after' if after_apply else 'before'} write #{index} {writes[index - 1]}"
+            assert live.chaos.tripped, where
+            assert reply.status == 503 and reply.body["code"] == "database_unavailable", (where, reply)
+            await recovery.recover(live.db, grace_seconds=0)
+            await recover_battles(live.services)
+            await assert_money_invariants(live.db)
+            await assert_battle_invariants(live.db)
+            await scenario.check(live, ctx)
+            await assert_money_invariants(live.db)
+            await assert_battle_invariants(live.db)
+
+
+async def test_reveal_and_settle_fail_at_every_write_then_resume_once(live):
+    """A running battle's reveal loop fails at each of its writes (before and
+    after it is applied); running it again (as the recovery pass does) finishes
+    the battle from the stored draws: every item once, the draws recorded once."""
+    cases = await make_cases(live)
+    quiet = battle_reveal.BattleRunner(live.services.db, live.services.battles.events, live.services.notifier, 0)
+
+    async def running_battle(n: int) -> str:
+        (t0, _), (t1, _) = [await player(live, f"reveal{n}x{i}", 1000) for i in range(2)]
+        battle = (await create(live, t0, [cases[0]["id"], cases[1]["id"]], "1v1")).body["battle"]
+        assert (await live.api.post(f"/api/battles/{battle['id']}/join", {}, token=t1)).status == 200
+        await live.services.battles.close()  # the serving runner waits an hour: stop it
+        return battle["id"]
+
+    first = await running_battle(0)
+    live.chaos.arm()
+    await quiet.run(first)
+    writes = list(live.chaos.writes)
+    live.chaos.disarm()
+    assert (await live.db.battles.find_one({"_id": first}))["status"] == "finished"
+    assert len(writes) >= 2 + 4 + 1, writes  # two reveals, the draws (and items), the finish
+
+    n = 0
+    for index in range(1, len(writes) + 1):
+        for after_apply in (False, True):
+            n += 1
+            battle_id = await running_battle(n)
+            live.chaos.arm(index, after_apply=after_apply)
+            await quiet.run(battle_id)
+            live.chaos.disarm()
+            assert live.chaos.tripped, (index, after_apply)
+            await quiet.run(battle_id)  # resumed, as by the recovery pass
+            battle = await live.db.battles.find_one({"_id": battle_id})
+            assert battle["status"] == "finished" and battle["revealed"] == 2, (index, after_apply)
+            assert await live.db.battle_draws.count_documents({"battleId": battle_id}) == 4
+            await assert_money_invariants(live.db)
+            await assert_battle_invariants(live.db)
