@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     rate_limit_webhook_forged_per_ip: str = "60/minute"  # badly signed webhook deliveries
     rate_limit_upgrade_per_user: str = "120/minute"  # POST /api/upgrades
 
-    # Upgrades (cyberhub/games/upgrades.py): chance = min(stake × (1 − edge) / target, max).
+    # Upgrades (cyberhub/games/upgrades/operation.py): chance = min(stake × (1 − edge) / target, max).
     upgrade_house_edge: float = Field(0.10, ge=0, lt=1)
     upgrade_max_chance: float = Field(0.80, gt=0, le=1)
     upgrade_min_chance: float = Field(0.01, ge=0, le=1)  # a lower chance is refused (400)

@@ -4,16 +4,17 @@ joining, leaving, bots; the back office's battle list and statistics."""
 from __future__ import annotations
 
 from cyberhub.admin import stats as admin_stats
-from cyberhub.games import battle_lists, battles
-from cyberhub.games.battle_models import (
+from cyberhub.games.battles import lists as battle_lists
+from cyberhub.games.battles import seats as battles
+from cyberhub.games.battles.models import (
     BattleListResponse,
     BattleResponse,
     BattleStatsResponse,
     CreateBattleRequest,
     JoinBattleRequest,
 )
-from cyberhub.games.battle_reveal import BattleRunner
-from cyberhub.games.battle_view import public_battle
+from cyberhub.games.battles.reveal import BattleRunner
+from cyberhub.games.battles.view import public_battle
 from cyberhub.money import idempotency
 from cyberhub.platform.errors import BadRequest, Conflict
 from cyberhub.platform.ids import new_id

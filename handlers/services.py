@@ -12,7 +12,7 @@ from cyberhub.accounts.security import Passwords, Tokens
 from cyberhub.catalogue.cache import CatalogueCache
 from cyberhub.catalogue.public_stats import PublicStatsCache
 from cyberhub.chat.events import Chat
-from cyberhub.games.battle_reveal import BattleRunner
+from cyberhub.games.battles.reveal import BattleRunner
 from cyberhub.platform.metrics import Metrics
 from cyberhub.platform.ratelimit import RateLimiter
 from cyberhub.realtime.sockets import Notifier

@@ -1,13 +1,14 @@
 """Upgrades over REST: POST /api/upgrades, GET /api/fair/verify/upgrade (public),
-GET /api/admin/stats/upgrades (admin). The rules are cyberhub/games/upgrades.py's."""
+GET /api/admin/stats/upgrades (admin). The rules are cyberhub/games/upgrades/operation.py's."""
 
 from __future__ import annotations
 
 import re
 
 from cyberhub.admin import stats as admin_stats
-from cyberhub.games import upgrade_stats, upgrades
-from cyberhub.games.upgrade_models import UpgradeRequest, UpgradeResponse, UpgradeStatsResponse, UpgradeVerifyResponse
+from cyberhub.games.upgrades import operation as upgrades
+from cyberhub.games.upgrades import stats as upgrade_stats
+from cyberhub.games.upgrades.models import UpgradeRequest, UpgradeResponse, UpgradeStatsResponse, UpgradeVerifyResponse
 from cyberhub.money import idempotency
 from cyberhub.platform.ids import new_id
 from cyberhub.platform.openapi import Operation, Param, endpoints

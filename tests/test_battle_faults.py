@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from cyberhub.games import battle_reveal
+from cyberhub.games.battles import reveal as battle_reveal
 from cyberhub.server import recovery
 from cyberhub.server.lifecycle import recover_battles
 from tests.support.battles import assert_battle_invariants, create, make_cases, player

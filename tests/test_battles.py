@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cyberhub.games import battle_reveal
+from cyberhub.games.battles import reveal as battle_reveal
 from cyberhub.server.lifecycle import recover_battles
 from tests.support.battles import (
     CASES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from cyberhub.games import upgrades
+from cyberhub.games.upgrades import operation as upgrades
 from cyberhub.platform.ids import new_id
 from tests.support.invariants import assert_money_invariants
 from tests.test_economy import create_case

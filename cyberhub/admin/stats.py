@@ -128,7 +128,7 @@ async def per_case(db: Database, *, start: str, end: str) -> list[dict]:
     rows = await db.openings.aggregate(pipeline).to_list(None)
     # Case battles' draws count as draws of their case version (bots' seats too). The
     # collection is read directly, as admin may not import games; its records have the
-    # openings' shape (cyberhub/games/battle_reveal.py writes them).
+    # openings' shape (cyberhub/games/battles/reveal.py writes them).
     rows += await db.battle_draws.aggregate(pipeline).to_list(None)
     cases: dict[str, dict] = {}
     for row in rows:

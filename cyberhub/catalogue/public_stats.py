@@ -50,7 +50,7 @@ async def counts(db: Database) -> dict[str, int]:
         "users": await db.users.estimated_document_count(),
         "cases_opened": await db.openings.estimated_document_count(),
         "items_sold": await db.inventory.count_documents({"status": "sold"}),  # indexed
-        "upgrades": await db.upgrades.estimated_document_count(),  # one record per upgrade (games/upgrades.py)
+        "upgrades": await db.upgrades.estimated_document_count(),  # one record per upgrade
     }
 
 

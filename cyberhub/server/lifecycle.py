@@ -14,7 +14,8 @@ import tornado.netutil
 from cyberhub.accounts import users as accounts
 from cyberhub.accounts.security import Passwords, Tokens
 from cyberhub.chat.events import register_chat
-from cyberhub.games import battle_events, battle_reveal
+from cyberhub.games.battles import events as battle_events
+from cyberhub.games.battles import reveal as battle_reveal
 from cyberhub.platform.metrics import Metrics
 from cyberhub.platform.ratelimit import RateLimiter
 from cyberhub.realtime.loopmonitor import GcTimer, LoopLag, tune_gc

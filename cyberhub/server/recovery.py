@@ -9,7 +9,7 @@ the steps that took effect:
   - sell, payment, reverse: the decision is recorded, so always finish
           forwards (the credit is guarded by the marker and ledger `_id`).
   - upgrade: nonce moved (marker or ledger entry) → finish forwards; else
-          release the staked items and discard (cyberhub/games/upgrades.py).
+          release the staked items and discard (cyberhub/games/upgrades/operation.py).
 A new kind of money operation adds its entry to KINDS.
 Then idempotency keys left "running" are settled from their operation, and
 missing case-version archive copies are re-written.
@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 from cyberhub.accounts import suspension
 from cyberhub.admin import adjustments
 from cyberhub.catalogue import cases as catalogue
-from cyberhub.games import battles, upgrades
+from cyberhub.games.battles import seats as battles
+from cyberhub.games.upgrades import operation as upgrades
 from cyberhub.money import inventory, openings, operations, payments, reversals, wallet
 from cyberhub.platform.ids import now
 from cyberhub.store.db import Database, PyMongoError

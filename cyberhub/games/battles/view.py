@@ -3,8 +3,8 @@ those rounds, winners and the server seed only once finished."""
 
 from __future__ import annotations
 
-from cyberhub.games import battle_draws as draws
-from cyberhub.games.battle_models import BattlePublic
+from cyberhub.games.battles import draws
+from cyberhub.games.battles.models import BattlePublic
 from cyberhub.platform.ids import as_utc
 
 SEAT_FIELDS = ("slot", "team", "userId", "username", "bot", "clientSeed")

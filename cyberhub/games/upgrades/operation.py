@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from cyberhub.catalogue import fairness
 from cyberhub.catalogue.models import DropItem, FairPublic
-from cyberhub.games.upgrade_models import UpgradeFeedPublic, UpgradePublic, UpgradeResponse, UpgradeTarget
+from cyberhub.games.upgrades.models import UpgradeFeedPublic, UpgradePublic, UpgradeResponse, UpgradeTarget
 from cyberhub.money import operations, wallet
 from cyberhub.money.inventory import public_item
 from cyberhub.platform.errors import BadRequest, Conflict, NotFound, ServiceUnavailable

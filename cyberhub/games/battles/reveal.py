@@ -16,9 +16,9 @@ import contextlib
 import logging
 from datetime import datetime, timedelta
 
-from cyberhub.games import battle_draws as draws
-from cyberhub.games import battles
-from cyberhub.games.battle_events import BattleEvents
+from cyberhub.games.battles import draws
+from cyberhub.games.battles import seats as battles
+from cyberhub.games.battles.events import BattleEvents
 from cyberhub.money import wallet
 from cyberhub.platform.errors import AppError
 from cyberhub.platform.ids import as_utc, now

@@ -12,8 +12,8 @@ from typing import Any
 
 import socketio
 
-from cyberhub.games import battles
-from cyberhub.games.battle_view import public_battle, round_payload
+from cyberhub.games.battles import seats as battles
+from cyberhub.games.battles.view import public_battle, round_payload
 from cyberhub.platform.errors import AppError, BadRequest, ServiceUnavailable
 from cyberhub.platform.metrics import Metrics
 from cyberhub.store.db import Database, PyMongoError

@@ -19,8 +19,8 @@ import contextlib
 from collections.abc import Sequence
 
 from cyberhub.catalogue import cases as catalogue
-from cyberhub.games import battle_draws as draws
-from cyberhub.games.battle_view import public_battle
+from cyberhub.games.battles import draws
+from cyberhub.games.battles.view import public_battle
 from cyberhub.money import operations, wallet
 from cyberhub.platform.errors import AppError, Conflict, Forbidden, NotFound, ServiceUnavailable
 from cyberhub.platform.ids import new_id, now

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cyberhub.games import battles
+from cyberhub.games.battles import seats as battles
 from cyberhub.platform import pages
 from cyberhub.platform.errors import BadRequest
 from cyberhub.store.db import Database
