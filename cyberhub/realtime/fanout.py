@@ -97,6 +97,9 @@ from engineio.async_drivers import tornado as eio_tornado
 from socketio import packet as sio_packet
 
 from cyberhub.realtime.direct_socket import DirectSocket, PingScheduler, open_direct_socket
+from cyberhub.realtime.eviction import evict
+from cyberhub.realtime.guard import SocketGuard
+from cyberhub.realtime.pending import CappedQueue
 from cyberhub.realtime.wsframes import text_frame, write_frame
 
 log = logging.getLogger("cyberhub.fanout")
@@ -135,12 +138,22 @@ class FastAsyncManager(socketio.AsyncManager):
         self._worker: asyncio.Task | None = None
         self.fast_deliveries = 0
         self.queued_deliveries = 0
+        # Per-client limits (cyberhub/realtime/pending.py, guard.py); set by
+        # create_socket_server before the server is made.
+        self.guard = SocketGuard()
+        self.max_pending_bytes: int | None = None
 
     def set_server(self, server: socketio.AsyncServer) -> None:
         super().set_server(server)
         eio = server.eio
         self.pings = PingScheduler(eio.ping_interval)
         websockets = self.websockets
+        guard = self.guard
+        if self.max_pending_bytes is not None:
+            # Every engine.io socket's queue (polling sessions keep theirs until
+            # the next GET) holds at most SOCKET_MAX_PENDING_BYTES.
+            limit = self.max_pending_bytes
+            eio.create_queue = lambda *args, **kwargs: CappedQueue(limit, self._queue_overflowed)
 
         class TrackedWebSocket(eio_tornado.WebSocket):  # type: ignore[misc]
             """engine.io's Tornado websocket wrapper, remembering which Tornado
@@ -155,7 +168,27 @@ class FastAsyncManager(socketio.AsyncManager):
                     return None
                 if not isinstance(msg, bytes | str):
                     raise OSError()
+                if isinstance(msg, str) and (not msg or msg[0] not in "0123456"):
+                    # engine.io's reader decodes outside its error handling: an
+                    # undecodable packet would end it with a traceback and leave
+                    # the session to its ping timeout. Disconnected instead.
+                    sid = getattr(self.sock, "sid", "?")
+                    guard.report(sid, "bad_packet", "undecodable engine.io packet, disconnected")
+                    return None
                 return msg
+
+            async def send(self, message: Any) -> None:
+                try:
+                    await super().send(message)
+                except tornado.iostream.StreamBufferFullError:
+                    # Past SOCKET_MAX_PENDING_BYTES: engine.io's writer ends on
+                    # the error and closes; the stream goes now.
+                    conn = self.tornado_handler.ws_connection if self.tornado_handler is not None else None
+                    if conn is not None:
+                        guard.report(getattr(self.sock, "sid", "?"), "send_buffer_full",
+                                     "more than %s bytes unsent, disconnected", conn.stream.max_write_buffer_size)
+                        conn.stream.close()
+                    raise OSError() from None
 
             async def __call__(self, environ: dict) -> None:
                 sock = self.sock = getattr(self.handler, "__self__", None)
@@ -183,7 +216,16 @@ class FastAsyncManager(socketio.AsyncManager):
 
     async def open_direct(self, handler: tornado.websocket.WebSocketHandler) -> DirectSocket | None:
         """A websocket-first engine.io session on `handler` (see DirectSocket)."""
-        return await open_direct_socket(self.server.eio, handler, self.pings)
+        return await open_direct_socket(self.server.eio, handler, self.pings, self.guard)
+
+    def _queue_overflowed(self, queue: CappedQueue) -> None:
+        """A polling (or upgrading) session's queue passed the cap: disconnect it."""
+        eio = self.server.eio
+        for sid, sock in eio.sockets.items():
+            if sock.queue is queue:  # (once per offending socket: a scan is fine)
+                self.guard.report(sid, "send_buffer_full", "more than %s bytes queued, disconnected", queue.limit)
+                evict(eio, sid, self.websockets)
+                return
 
     # Rooms per socket. BaseManager finds a leaving socket's rooms by scanning
     # every room (each socket has its own), so 10,000 sockets disconnecting
@@ -291,6 +333,11 @@ class FastAsyncManager(socketio.AsyncManager):
                         continue
                     except tornado.iostream.StreamClosedError:
                         continue  # gone; engine.io notices on its read side
+                    except tornado.iostream.StreamBufferFullError:  # SOCKET_MAX_PENDING_BYTES
+                        self.guard.report(eio_sid, "send_buffer_full", "more than %s bytes unsent, disconnected",
+                                          conn.stream.max_write_buffer_size)
+                        conn.stream.close()
+                        continue
             for p in eio_pkts:
                 sock.queue.put_nowait(p)  # where engine.io's own send would put it
             queued += 1

@@ -15,6 +15,7 @@ from cyberhub.accounts import users as accounts
 from cyberhub.accounts.security import Passwords, Tokens
 from cyberhub.platform.metrics import Metrics
 from cyberhub.platform.ratelimit import RateLimiter
+from cyberhub.realtime.guard import GuardCollector
 from cyberhub.realtime.loopmonitor import GcTimer, LoopLag, tune_gc
 from cyberhub.realtime.sockets import Notifier, create_socket_server
 from cyberhub.server import recovery
@@ -43,6 +44,9 @@ def build_services(settings: Settings, database: Any) -> Services:
         max_buffer_bytes=settings.socket_max_buffer_bytes,
         redis_url=settings.redis_url,
         limiter=limiter,
+        max_pending_bytes=settings.socket_max_pending_bytes,
+        max_per_address=settings.socket_max_per_address,
+        max_connections=settings.socket_max_connections,
     )
     passwords = Passwords(
         time_cost=settings.argon2_time_cost,
@@ -53,6 +57,7 @@ def build_services(settings: Settings, database: Any) -> Services:
     manager = sio.manager
     metrics = Metrics(connected_sockets=lambda: len(sio.eio.sockets),
                       socket_deliveries=lambda: {"fast": manager.fast_deliveries, "queued": manager.queued_deliveries})
+    metrics.registry.register(GuardCollector(manager.guard))  # cyberhub_socket_refusals_total
     notifier = Notifier(sio, metrics, live_feed_max_per_second=settings.live_feed_max_per_second)
     return Services(settings=settings, db=database, tokens=tokens, passwords=passwords, sio=sio,
                     notifier=notifier, limiter=limiter, metrics=metrics)
