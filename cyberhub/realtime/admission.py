@@ -5,14 +5,16 @@ The address is the request's `remote_ip`: Tornado's, which follows
 TRUST_PROXY_HEADERS (X-Forwarded-For / X-Real-Ip behind a proxy) exactly as
 for REST rate limits (cyberhub/server/lifecycle.py sets `xheaders`).
 
-Two checks, both against the live session table (engine.io's `sockets`):
-- `refusal(address)` before engine.io sees a request that would open a new
-  session: the Tornado handler answers 429 / 503 with the error envelope
-  (no session, nothing allocated). socket.io-client reports it as a
-  `connect_error` and retries with its reconnection back-off;
+Live sessions (engine.io's `sockets`) and handshakes in flight both count:
+- `reserve(address)` before engine.io sees a request that would open a new
+  session: past a limit the Tornado handler answers 429 / 503 with the
+  error envelope (no session, nothing allocated) — socket.io-client reports
+  it as a `connect_error` and retries with its reconnection back-off; else
+  the handshake holds a reservation until it becomes a session or its request
+  ends (`release`), so concurrent handshakes cannot overshoot;
 - `admit(sid, address)` in engine.io's `connect` event, atomically with the
-  session's creation: handshakes that passed the first check together cannot
-  overshoot the limit (engine.io then answers 401 with the envelope).
+  session's creation, checks again (a last guard: engine.io answers 401 with
+  the envelope).
 A session counts until engine.io forgets it; `forget` on its `disconnect`
 event, and a session found gone when its address is next checked.
 """
@@ -29,6 +31,8 @@ class Admission:
         self.total = total  # 0 = no limit
         self._by_address: dict[str, set[str]] = {}
         self._address_of: dict[str, str] = {}
+        self._reserved: dict[str, int] = {}  # handshakes in flight per address
+        self._reserved_total = 0
 
     def _live(self, address: str) -> set[str]:
         sids = self._by_address.get(address)
@@ -42,11 +46,30 @@ class Admission:
     def refusal(self, address: str, *, pending: int = 0) -> str | None:
         """'per_address' / 'server_full' if a new session from `address` is
         over a limit (`pending`: sessions already made but not yet admitted)."""
-        if self.total and len(self._sessions()) - pending >= self.total:
+        if self.total and len(self._sessions()) - pending + self._reserved_total >= self.total:
             return "server_full"
-        if self.per_address and len(self._live(address)) >= self.per_address:
+        if self.per_address and len(self._live(address)) + self._reserved.get(address, 0) >= self.per_address:
             return "per_address"
         return None
+
+    def reserve(self, address: str) -> str | None:
+        """A handshake from `address` starts: a reservation, or why not."""
+        refusal = self.refusal(address)
+        if refusal is None:
+            self._reserved[address] = self._reserved.get(address, 0) + 1
+            self._reserved_total += 1
+        return refusal
+
+    def release(self, address: str) -> None:
+        """The handshake's reservation ends (it became a session, or failed)."""
+        left = self._reserved.get(address, 0) - 1
+        if left < 0:
+            return
+        self._reserved_total -= 1
+        if left:
+            self._reserved[address] = left
+        else:
+            del self._reserved[address]
 
     def admit(self, sid: str, address: str) -> str | None:
         """Records `sid` (already in the table) for `address`, or says why not."""

@@ -54,6 +54,7 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
     @tornado.web.stream_request_body
     class EngineIOHandler(base):  # type: ignore[misc, valid-type]
         direct = False  # a websocket-first session: DirectSocket, no engine.io receive queue
+        reserved_address: str | None = None  # a handshake's place under the session limits
         eio_socket: DirectSocket | None = None  # that session's socket while it lives
 
         def initialize(self, *args: Any, **kwargs: Any) -> None:
@@ -85,6 +86,7 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
                 await self.eio_socket.received(message)
 
         def on_close(self) -> None:
+            self.release_reservation()
             if not self.direct:
                 super().on_close()
             elif self.eio_socket is not None:
@@ -97,8 +99,11 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
             if guarded:
                 manager.reaper.ensure_running()
                 if "sid" not in self.request.query_arguments:  # would open a new session
-                    refusal = manager.admission.refusal(self.request.remote_ip or "unknown")
-                    if refusal is not None:
+                    address = self.request.remote_ip or "unknown"
+                    refusal = manager.admission.reserve(address)
+                    if refusal is None:
+                        self.reserved_address = address  # released by release_reservation()
+                    else:
                         manager.guard.count(refusal)
                         status, body = admission_envelope(refusal)
                         self._refuse(status, body["error"], body["code"])
@@ -132,7 +137,18 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
             self.set_header("Content-Type", "application/json; charset=utf-8")
             self.finish(json.dumps({"success": False, "error": message, "code": code}))
 
+        def release_reservation(self) -> None:
+            """The handshake became a session (engine.io's connect event) or ended."""
+            if self.reserved_address is not None:
+                manager.admission.release(self.reserved_address)
+                self.reserved_address = None
+
+        def on_finish(self) -> None:
+            self.release_reservation()
+            super().on_finish()
+
         def on_connection_close(self) -> None:
+            self.release_reservation()
             # WebSocketHandler's override does not resolve the streamed body's
             # future; without this a request cut off mid-body waits forever.
             future = getattr(self.request, "_body_future", None)

@@ -97,6 +97,8 @@ def _guard_sessions(sio: socketio.AsyncServer, manager: FastAsyncManager) -> Non
     async def connect(eio_sid: str, environ: dict) -> Any:
         handler = environ.get("tornado.handler")
         address = (handler.request.remote_ip if handler is not None else None) or "unknown"
+        if handler is not None and hasattr(handler, "release_reservation"):
+            handler.release_reservation()  # the handshake is a session now: counted as one below
         refusal = admission.admit(eio_sid, address)
         if refusal is not None:
             guard.count(refusal)
