@@ -262,7 +262,12 @@ class FastAsyncManager(socketio.AsyncManager):
         return [room for room in self._rooms_of.get((namespace, sid), ()) if room is not None]
 
     async def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
-                   callback: Any = None, to: Any = None, **kwargs: Any) -> None:
+                   callback: Any = None, to: Any = None, wait: bool = True, **kwargs: Any) -> None:
+        """`wait=False` (the Notifier's emits): returns once the event has its
+        place in the delivery order — written, or queued behind the broadcasts
+        in progress — without waiting for a long broadcast to be written. An
+        HTTP answer then never waits for a fan-out, and per socket the order
+        of events is still the order of the emits."""
         if callback is not None:
             return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
                                       callback=callback, to=to, **kwargs)
@@ -272,11 +277,19 @@ class FastAsyncManager(socketio.AsyncManager):
         if not self._jobs and len(job.recipients) <= SLICE:
             self.deliver_slice(job)  # the common per-user case: now, nothing ahead of it
             return
-        job.done = asyncio.get_running_loop().create_future()
+        if wait:
+            job.done = asyncio.get_running_loop().create_future()
         self._jobs.append(job)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._deliver_jobs())
-        await job.done
+        if job.done is not None:
+            await job.done
+
+    async def drained(self) -> None:
+        """Returns once every event emitted so far has been written (shutdown:
+        the events of the last requests still reach everyone)."""
+        while self._worker is not None and not self._worker.done():
+            await asyncio.shield(self._worker)
 
     def prepare(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any) -> Delivery | None:
         """Encodes and frames the event once and takes the list of recipients now:

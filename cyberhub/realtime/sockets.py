@@ -197,11 +197,12 @@ class Notifier:
         return len(self.sio.eio.sockets)
 
     async def _emit(self, event: str, data: Any = None, *, room: str | None = None) -> None:
+        # Through the client manager with wait=False (cyberhub/realtime/fanout.py):
+        # the event takes its place in the delivery order now, after the write it
+        # announces, and the request that caused it does not wait for a broadcast
+        # to thousands of sockets to be written (AsyncServer.emit would).
         try:
-            if data is None:
-                await self.sio.emit(event, room=room)
-            else:
-                await self.sio.emit(event, data, room=room)
+            await self.sio.manager.emit(event, data, "/", room=room, wait=False)
         except Exception:  # the database write already happened; clients will refetch
             log.exception("Emit of %s failed", event)
             return

@@ -161,6 +161,7 @@ class Server:
         if not await self.services.inflight.wait_idle(settings.shutdown_timeout_seconds):
             log.error("Shutdown timeout: %d request(s) still running", self.services.inflight.count)
         # After the requests, so that the events they emit still reach everyone.
+        await self.services.sio.manager.drained()  # (emits do not wait for their broadcasts)
         await self._close_sockets()
         await self.services.sio.shutdown()
         self.services.sio.manager.pings.close()  # the websocket-first sockets' ping timer
