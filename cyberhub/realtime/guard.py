@@ -29,7 +29,8 @@ from prometheus_client.registry import Collector
 
 log = logging.getLogger("cyberhub.realtime.guard")
 
-REASONS = ("send_buffer_full", "bad_packet", "identify_refused", "per_address", "server_full", "fd_reserve")
+REASONS = ("send_buffer_full", "bad_packet", "identify_refused", "per_address", "server_full", "fd_reserve",
+           "fd_exhausted")
 
 
 class SocketGuard:

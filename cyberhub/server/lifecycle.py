@@ -20,6 +20,7 @@ from cyberhub.realtime.loopmonitor import GcTimer, LoopLag, tune_gc
 from cyberhub.realtime.sockets import Notifier, create_socket_server
 from cyberhub.server import recovery
 from cyberhub.server.app import make_app
+from cyberhub.server.listener import FdGuard, GuardedHTTPServer
 from cyberhub.store import db as dbmod
 from handlers.services import Services
 from settings import Settings
@@ -114,12 +115,13 @@ class Server:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.http = tornado.httpserver.HTTPServer(
+        self.http = GuardedHTTPServer(  # the accept loop keeps a descriptor reserve (server/listener.py)
             make_app(services), max_body_size=MAX_READ_BYTES, idle_connection_timeout=60,
             body_timeout=BODY_TIMEOUT_SECONDS,
             # Behind a proxy, the client IP (rate limits, logs) comes from X-Forwarded-For / X-Real-Ip.
             xheaders=services.settings.trust_proxy_headers,
         )
+        self.http.fd_guard = FdGuard(services.sio.manager.guard.count)
         self.sockets: list[socket.socket] = []
         self._recovery_task: asyncio.Task | None = None
         metrics = services.metrics
