@@ -18,7 +18,8 @@ objects per socket (bench/README.md, "Memory per socket"). Here:
   the next message is read);
 - one `PingScheduler` sends every such socket's pings from one timer; pong
   and ping-timeout handling stay engine.io's (`receive`,
-  `check_ping_timeout` from engine.io's service task);
+  `check_ping_timeout`, called on time by cyberhub/realtime/reaper.py, which
+  replaces engine.io's service task);
 - once the session is open, the parts of the HTTP request that nothing reads
   any more are dropped (`trim_opened_request`): ~3 KiB per socket.
 
