@@ -25,7 +25,7 @@ import aiohttp
 import pytest
 
 from cyberhub.realtime.pending import held_bytes
-from tests.support.client import WAIT, watch_sessions
+from tests.support.client import WAIT, connect_socket, watch_sessions
 
 CAP = 64 * 1024  # the smallest SOCKET_MAX_PENDING_BYTES allowed
 
@@ -37,10 +37,9 @@ def client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
     return head + b"\0\0\0\0" + payload
 
 
-async def raw_websocket(live, rcvbuf: int = 4096) -> tuple[socket.socket, str]:
-    """A websocket-first session on a plain TCP socket with a small receive
-    buffer, which the test reads only for the handshake: a client that stops
-    reading. Returns the socket and the engine.io sid."""
+async def raw_upgrade(live, query: str, rcvbuf: int) -> tuple[socket.socket, bytes]:
+    """A websocket upgrade on a plain TCP socket with a small receive buffer;
+    returns the socket and what followed the 101 answer."""
     url = urlsplit(live.base_url)
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -48,17 +47,29 @@ async def raw_websocket(live, rcvbuf: int = 4096) -> tuple[socket.socket, str]:
     sock.setblocking(False)
     await loop.sock_connect(sock, (url.hostname, url.port))
     await loop.sock_sendall(sock, (
-        b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    ))
+        f"GET /socket.io/?{query} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode())
     data = b""
-    while b'"sid"' not in data or not data.rstrip().endswith(b"}"):
+    while b"\r\n\r\n" not in data:
         chunk = await asyncio.wait_for(loop.sock_recv(sock, 4096), WAIT)
         assert chunk, data
         data += chunk
     assert data.startswith(b"HTTP/1.1 101"), data
-    frame = data.partition(b"\r\n\r\n")[2]
-    sid = json.loads(frame[2:].decode()[1:])["sid"]  # 0x81, length, then "0{...}": the OPEN packet
+    return sock, data.partition(b"\r\n\r\n")[2]
+
+
+async def raw_websocket(live, rcvbuf: int = 4096) -> tuple[socket.socket, str]:
+    """A websocket-first session on a plain TCP socket with a small receive
+    buffer, which the test reads only for the handshake: a client that stops
+    reading. Returns the socket and the engine.io sid."""
+    loop = asyncio.get_running_loop()
+    sock, data = await raw_upgrade(live, "EIO=4&transport=websocket", rcvbuf)
+    while b'"sid"' not in data or not data.rstrip().endswith(b"}"):
+        chunk = await asyncio.wait_for(loop.sock_recv(sock, 4096), WAIT)
+        assert chunk, data
+        data += chunk
+    sid = json.loads(data[2:].decode()[1:])["sid"]  # 0x81, length, then "0{...}": the OPEN packet
     await loop.sock_sendall(sock, client_frame(b"40"))
     return sock, sid
 
@@ -121,6 +132,29 @@ async def test_a_websocket_that_floods_and_never_reads_is_cut_off_at_the_cap(liv
     assert len(held_at_cutoff) == 1 and CAP - 16 < held_at_cutoff[0] <= CAP, held_at_cutoff
     metrics = (await live.api.get("/metrics")).body
     assert 'cyberhub_socket_refusals_total{reason="send_buffer_full"}' in metrics
+
+
+@pytest.mark.parametrize("settings_overrides", [{"socket_max_pending_bytes": CAP}])
+async def test_an_upgraded_websocket_that_floods_and_never_reads_is_cut_off_too(live):
+    """The same flood on engine.io's own path: polling, then upgraded."""
+    sessions = watch_sessions(live.services.sio)
+    sid = await polling_handshake(live)
+    loop = asyncio.get_running_loop()
+    sock, _ = await raw_upgrade(live, f"EIO=4&transport=websocket&sid={sid}", 4096)
+    try:
+        await loop.sock_sendall(sock, client_frame(b"2probe"))
+        answer = b""
+        while b"3probe" not in answer:
+            answer += await asyncio.wait_for(loop.sock_recv(sock, 4096), WAIT)
+        await loop.sock_sendall(sock, client_frame(b"5"))  # upgrade done: engine.io's websocket path
+        server_side = live.services.sio.manager.websockets[sid].ws_connection.stream
+        server_side.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        sender = asyncio.ensure_future(loop.sock_sendall(sock, client_frame(b"5") * 60_000))
+        await sessions.until(lambda t: sid not in t, "closed the flooding upgraded socket")
+        sender.cancel()
+    finally:
+        sock.close()
+    assert live.services.sio.manager.guard.counts["send_buffer_full"] >= 1
 
 
 @pytest.mark.parametrize("settings_overrides", [{"socket_max_pending_bytes": CAP}])
@@ -232,3 +266,16 @@ async def test_abandoned_sessions_expire_at_ping_interval_plus_timeout(live):
     due = sio.eio.ping_interval + sio.eio.ping_timeout
     await sessions.until(lambda t: not t, "expired every abandoned session",
                          limit=due + 2 * tick - (time.monotonic() - last_handshake))
+
+
+async def test_refused_identify_events_are_logged_once_per_socket(live, captured):
+    client, _ = await connect_socket(live.base_url)  # anonymous: every identify is refused
+    try:
+        for _ in range(30):
+            ack = await client.call("user:identify", {"userId": "someone"}, timeout=WAIT)
+            assert ack["code"] == "identify_refused"
+    finally:
+        await client.disconnect()
+    lines = [r.getMessage() for r in captured.records if "identify" in r.getMessage().lower()]
+    assert len(lines) == 1, lines
+    assert live.services.sio.manager.guard.counts["identify_refused"] == 30
