@@ -8,7 +8,6 @@ import logging
 import socket
 from typing import Any
 
-import tornado.httpserver
 import tornado.netutil
 
 from cyberhub.accounts import users as accounts
