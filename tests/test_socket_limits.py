@@ -134,27 +134,60 @@ async def test_a_websocket_that_floods_and_never_reads_is_cut_off_at_the_cap(liv
     assert 'cyberhub_socket_refusals_total{reason="send_buffer_full"}' in metrics
 
 
+async def raw_upgraded(live) -> tuple[socket.socket, str]:
+    """A polling session upgraded to a websocket (engine.io's own path) on a
+    raw socket that stops reading after the upgrade."""
+    sid = await polling_handshake(live)
+    loop = asyncio.get_running_loop()
+    sock, _ = await raw_upgrade(live, f"EIO=4&transport=websocket&sid={sid}", 4096)
+    await loop.sock_sendall(sock, client_frame(b"2probe"))
+    answer = b""
+    while b"3probe" not in answer:
+        answer += await asyncio.wait_for(loop.sock_recv(sock, 4096), WAIT)
+    await loop.sock_sendall(sock, client_frame(b"5"))  # upgrade done
+    # The NOOP queued for the (absent) poll comes over the websocket once the
+    # server has switched paths: engine.io's writer starts after `upgraded`.
+    while b"\x81\x016" not in answer:
+        answer += await asyncio.wait_for(loop.sock_recv(sock, 4096), WAIT)
+    assert live.services.sio.eio.sockets[sid].upgraded
+    await loop.sock_sendall(sock, client_frame(b"40"))  # Socket.IO CONNECT: now a broadcast recipient
+    while b'40{"sid"' not in answer:
+        answer += await asyncio.wait_for(loop.sock_recv(sock, 4096), WAIT)
+    server_side = live.services.sio.manager.websockets[sid].ws_connection.stream
+    server_side.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    return sock, sid
+
+
 @pytest.mark.parametrize("settings_overrides", [{"socket_max_pending_bytes": CAP}])
 async def test_an_upgraded_websocket_that_floods_and_never_reads_is_cut_off_too(live):
     """The same flood on engine.io's own path: polling, then upgraded."""
     sessions = watch_sessions(live.services.sio)
-    sid = await polling_handshake(live)
     loop = asyncio.get_running_loop()
-    sock, _ = await raw_upgrade(live, f"EIO=4&transport=websocket&sid={sid}", 4096)
+    sock, sid = await raw_upgraded(live)
     try:
-        await loop.sock_sendall(sock, client_frame(b"2probe"))
-        answer = b""
-        while b"3probe" not in answer:
-            answer += await asyncio.wait_for(loop.sock_recv(sock, 4096), WAIT)
-        await loop.sock_sendall(sock, client_frame(b"5"))  # upgrade done: engine.io's websocket path
-        server_side = live.services.sio.manager.websockets[sid].ws_connection.stream
-        server_side.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         sender = asyncio.ensure_future(loop.sock_sendall(sock, client_frame(b"5") * 60_000))
         await sessions.until(lambda t: sid not in t, "closed the flooding upgraded socket")
         sender.cancel()
     finally:
         sock.close()
     assert live.services.sio.manager.guard.counts["send_buffer_full"] >= 1
+
+
+@pytest.mark.parametrize("settings_overrides", [{"socket_max_pending_bytes": CAP, "socket_ping_interval": 60.0}])
+async def test_broadcasts_to_an_upgraded_websocket_that_never_reads_stop_at_the_cap(live):
+    """The passive variant on the fan-out's direct write to engine.io's websockets."""
+    sessions = watch_sessions(live.services.sio)
+    sock, sid = await raw_upgraded(live)
+    manager = live.services.sio.manager
+    fast_before = manager.fast_deliveries
+    try:
+        for _ in range(2 * CAP // 20_000 + 2):
+            await live.services.sio.emit("cases:updated", "x" * 20_000)
+        await sessions.until(lambda t: sid not in t, "closed the socket that never read its broadcasts")
+    finally:
+        sock.close()
+    assert manager.fast_deliveries > fast_before  # (the path under test)
+    assert manager.guard.counts["send_buffer_full"] >= 1
 
 
 @pytest.mark.parametrize("settings_overrides", [{"socket_max_pending_bytes": CAP}])
@@ -199,6 +232,19 @@ async def test_a_malformed_socketio_packet_disconnects_the_websocket_with_one_lo
     problems = [r for r in captured.records if r.levelno >= logging.WARNING]
     assert len(problems) <= 2, [r.getMessage() for r in problems]
     assert not [r for r in captured.records if r.exc_info], "no traceback for a client's bad input"
+    assert live.services.sio.manager.guard.counts["bad_packet"] >= 1
+
+
+@pytest.mark.parametrize("garbage", [b'42[{}]', b"x"], ids=["socketio", "engineio"])
+async def test_garbage_on_an_upgraded_websocket_disconnects_it(live, captured, garbage):
+    sessions = watch_sessions(live.services.sio)
+    sock, sid = await raw_upgraded(live)
+    try:
+        await asyncio.get_running_loop().sock_sendall(sock, client_frame(garbage) * 100)
+        await sessions.until(lambda t: sid not in t, "closed the upgraded socket that sent garbage")
+    finally:
+        sock.close()
+    assert not [r for r in captured.records if r.exc_info]
     assert live.services.sio.manager.guard.counts["bad_packet"] >= 1
 
 
