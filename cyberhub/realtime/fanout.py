@@ -92,6 +92,7 @@ from typing import Any
 import socketio
 import tornado.iostream
 import tornado.websocket
+from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from engineio.async_drivers import tornado as eio_tornado
 from socketio import packet as sio_packet
@@ -111,6 +112,12 @@ log = logging.getLogger("cyberhub.fanout")
 # under full load (bench/README.md): steps of 500 let 6–8 lag samples a run
 # pass 40 ms, steps of 250 0–2, at the same broadcast time.
 SLICE = 250
+
+def _read_result(future: asyncio.Future) -> None:
+    """Marks a write's outcome as read (nobody awaits the write)."""
+    if not future.cancelled():
+        future.exception()
+
 
 class Delivery:
     """One event on its way: the bytes, who gets them, how far it has got."""
@@ -178,8 +185,15 @@ class FastAsyncManager(socketio.AsyncManager):
                 return msg
 
             async def send(self, message: Any) -> None:
+                # engine.io's send, keeping the Future `write_message` returns: a
+                # write still pending when the connection closes fails it, and
+                # unread, each one logged "Task exception was never retrieved"
+                # with two tracebacks — tens of thousands for one slow client.
                 try:
-                    await super().send(message)
+                    written = self.tornado_handler.write_message(message, binary=isinstance(message, bytes))
+                    written.add_done_callback(_read_result)
+                except tornado.websocket.WebSocketClosedError:
+                    raise eio_exceptions.EngineIOError() from None
                 except tornado.iostream.StreamBufferFullError:
                     # Past SOCKET_MAX_PENDING_BYTES: engine.io's writer ends on
                     # the error and closes; the stream goes now.
