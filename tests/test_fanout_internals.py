@@ -347,3 +347,10 @@ def test_tcpserver_add_sockets_is_what_the_guarded_listener_does():
                      "self._handlers[sock.fileno()] = add_accept_handler( sock, self._handle_connection )"):
         assert flat(fragment) in add, fragment
     assert "self._handlers.pop(fd)()" in source(tornado.tcpserver.TCPServer.stop)
+
+
+def test_engineio_tornado_websocket_send_is_write_message():
+    send = source(eio_tornado.WebSocket.send)
+    for fragment in ("self.tornado_handler.write_message( message, binary=isinstance(message, bytes))",
+                     "except tornado.websocket.WebSocketClosedError: raise exceptions.EngineIOError()"):
+        assert flat(fragment) in send, fragment

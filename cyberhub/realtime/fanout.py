@@ -63,6 +63,9 @@ python-engineio
     `AsyncSocket._websocket_handler` ends the same way on a None message
     (`if p is None: break`), which is what `TrackedWebSocket.wait` returns
     once the socket is upgraded — no exception, hence no traceback cycle;
+  - the Tornado driver's `WebSocket.send` is `write_message` with
+    `WebSocketClosedError` → `EngineIOError`; `TrackedWebSocket.send` does the
+    same, keeping (and reading) the Future `write_message` returns;
   - `environ['wsgi.input']` (an instance of a class engine.io creates per
     request) is read only by polling POSTs; the websocket's copy is dropped;
   - `AsyncSocket.queue` (an unbounded asyncio.Queue), `upgraded`,
