@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     socket_ping_interval: float = Field(25.0, gt=0)
     socket_ping_timeout: float = Field(20.0, gt=0)
     socket_max_buffer_bytes: int = Field(64 * 1024, ge=1024)
+    # What the server holds unsent for one client (websocket stream or polling
+    # queue); past it the client is disconnected. 512 KiB ≈ 230 drop:new events
+    # (~2.2 KB): over 20 s of the live feed at its default cap for a client on a
+    # stalled link, while 10,000 stalled clients stay within ~5 GiB.
+    socket_max_pending_bytes: int = Field(512 * 1024, ge=64 * 1024)
+    socket_max_per_address: int = Field(100, ge=0)  # engine.io sessions per client address; 0 = no limit
+    socket_max_connections: int = Field(10000, ge=0)  # engine.io sessions in this process; 0 = no limit
     live_feed_max_per_second: int = Field(10, ge=0)  # drop:new broadcasts per second; 0 = no cap
     shutdown_timeout_seconds: float = Field(30.0, ge=0)
     # Chat (cyberhub/chat). CHAT_MAX_PER_SECOND: site-wide chat:send cap, above it

@@ -133,6 +133,8 @@ async def start_server(extra_env: dict[str, str] | None = None) -> Server:
         "CORS_ORIGINS": f"http://{HOST}:{port}",
         # Capacity is measured, not the abuse limits: all traffic comes from one IP.
         "RATE_LIMIT_ENABLED": "false",
+        # Likewise the per-client socket limits: thousands of viewers from one address.
+        "SOCKET_MAX_PER_ADDRESS": "0", "SOCKET_MAX_CONNECTIONS": "0",
         "PYTHONUNBUFFERED": "1",
     })
     env.update(extra_env or {})

@@ -79,6 +79,9 @@ def make_settings(**overrides: Any) -> Settings:
         "recovery_grace_seconds": 0.0,
         "recovery_interval_seconds": 3600.0,
         "idempotency_wait_seconds": 5.0,
+        # Every client of the suite is 127.0.0.1: the per-address limit stays on,
+        # high; tests/test_socket_limits.py sets real ones.
+        "socket_max_per_address": 100000,
         # Limits stay on (same code path) but high enough for a suite that hammers
         # one IP; tests/test_rate_limits.py sets real ones.
         **{name: "100000/minute" for name in Settings.model_fields

@@ -44,11 +44,11 @@ async def test_a_websocket_first_session_has_no_queue_task_or_upgrade(live):
         # the handshake says what engine.io would say for this server
         assert handshake == {"sid": handshake["sid"], "upgrades": [], "pingTimeout": 2000, "pingInterval": 1000,
                              "maxPayload": live.services.settings.socket_max_buffer_bytes}
-        # no engine.io writer, reader, wait or ping task (engine.io's one service task is not per socket)
+        # no engine.io writer, reader, wait or ping task (the one expiry task is not per socket)
         per_socket = {"AsyncSocket._websocket_handler", "AsyncSocket._send_ping", "AsyncSocket.poll",
                       "AsyncServer._handle_connect", "AsyncServer.handle_request"}
         running = {task.get_coro().__qualname__ for task in asyncio.all_tasks()}
-        assert "AsyncServer._service_task" in running and not running & per_socket, running
+        assert "SessionReaper._run" in running and not running & per_socket, running
         await ws.close()
 
 

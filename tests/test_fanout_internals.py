@@ -301,3 +301,56 @@ def test_socketio_sends_connect_before_the_socket_stops_being_pending():
 def test_tornado_is_closing_covers_a_closed_stream():
     assert "return self.stream.closed() or self.client_terminated or self.server_terminated" in \
         source(tornado.websocket.WebSocketProtocol13.is_closing)
+
+
+# -- issue 20: per-client limits (pending.py, reaper.py, badinput.py, server/listener.py) ------
+
+
+def test_tornado_write_refuses_past_max_write_buffer_size_before_buffering():
+    write = source(tornado.iostream.BaseIOStream.write)
+    for fragment in ("self.max_write_buffer_size is not None",
+                     "and len(self._write_buffer) + len(data) > self.max_write_buffer_size",
+                     'raise StreamBufferFullError("Reached maximum write buffer size")'):
+        assert flat(fragment) in write, fragment
+    assert write.index("raise StreamBufferFullError") < write.index("self._write_buffer.append(data)")
+    assert "self.max_write_buffer_size = max_write_buffer_size" in source(tornado.iostream.BaseIOStream.__init__)
+
+
+def test_engineio_queues_come_from_create_queue_and_asyncio_get_goes_through_get_nowait():
+    from engineio import base_socket
+
+    assert "self.queue = self.server.create_queue()" in source(base_socket.BaseSocket.__init__)
+    assert "return self.get_nowait()" in source(asyncio.Queue.get)
+    assert "return self.put_nowait(item)" in source(asyncio.Queue.put)
+
+
+def test_engineio_shutdown_stops_the_task_registered_as_its_service_task():
+    shutdown = source(engineio.AsyncServer.shutdown)
+    assert flat("if self.service_task_event: # pragma: no cover self.service_task_event.set() "
+                "await self.service_task_handle") in shutdown
+    # monitor_clients=False: engine.io starts no monitor of its own
+    assert not engineio.AsyncServer(async_mode="tornado", monitor_clients=False).start_service_task
+
+
+def test_socketio_decodes_client_packets_with_its_packet_class_and_registers_eio_handlers_with_on():
+    message = source(socketio.AsyncServer._handle_eio_message)
+    assert "pkt = self.packet_class(encoded_packet=data)" in message
+    sio = socketio.AsyncServer(async_mode="tornado")
+    assert set(sio.eio.handlers) >= {"connect", "message", "disconnect"}
+
+
+def test_tcpserver_add_sockets_is_what_the_guarded_listener_does():
+    import tornado.tcpserver
+
+    add = source(tornado.tcpserver.TCPServer.add_sockets)
+    for fragment in ("self._sockets[sock.fileno()] = sock",
+                     "self._handlers[sock.fileno()] = add_accept_handler( sock, self._handle_connection )"):
+        assert flat(fragment) in add, fragment
+    assert "self._handlers.pop(fd)()" in source(tornado.tcpserver.TCPServer.stop)
+
+
+def test_engineio_tornado_websocket_send_is_write_message():
+    send = source(eio_tornado.WebSocket.send)
+    for fragment in ("self.tornado_handler.write_message( message, binary=isinstance(message, bytes))",
+                     "except tornado.websocket.WebSocketClosedError: raise exceptions.EngineIOError()"):
+        assert flat(fragment) in send, fragment

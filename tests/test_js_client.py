@@ -51,6 +51,18 @@ async def test_frontend_client_suite(live):
         assert re.search(r"^. pass [1-9]", text, re.M) and re.search(r"^. fail 0$", text, re.M), text
 
 
+@pytest.mark.parametrize("settings_overrides", [{"socket_max_per_address": 2}])
+async def test_frontend_client_is_refused_past_the_session_limit_and_retries(live):
+    """js/limits/: how socket.io-client takes a refused handshake (SOCKET_MAX_PER_ADDRESS)."""
+    node = shutil.which("node")
+    assert node, "Node.js (>= 18.19, see js/package.json) is required for the frontend client tests"
+    env = {**os.environ, "BASE_URL": live.base_url, "ADMIN_TOKEN": await live.admin_token(),
+           "WEBHOOK_SECRET": WEBHOOK_SECRET, "NO_COLOR": "1"}
+    text, code = await run_node(node, "limits/session-limit.test.js", env)
+    assert code == 0, f"node --test limits/session-limit.test.js failed (exit {code}):\n{text}"
+    assert re.search(r"^. pass [1-9]", text, re.M) and re.search(r"^. fail 0$", text, re.M), text
+
+
 async def run_node(node: str, test_file: str, env: dict[str, str]) -> tuple[str, int]:
     proc = await asyncio.create_subprocess_exec(
         node, "--test", "--test-reporter=spec", test_file,

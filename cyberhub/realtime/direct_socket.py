@@ -18,7 +18,8 @@ objects per socket (bench/README.md, "Memory per socket"). Here:
   the next message is read);
 - one `PingScheduler` sends every such socket's pings from one timer; pong
   and ping-timeout handling stay engine.io's (`receive`,
-  `check_ping_timeout` from engine.io's service task);
+  `check_ping_timeout`, called on time by cyberhub/realtime/reaper.py, which
+  replaces engine.io's service task);
 - once the session is open, the parts of the HTTP request that nothing reads
   any more are dropped (`trim_opened_request`): ~3 KiB per socket.
 
@@ -69,7 +70,6 @@ python-socketio
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 import time
@@ -85,6 +85,7 @@ from engineio import async_socket
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
+from cyberhub.realtime.guard import SocketGuard
 from cyberhub.realtime.wsframes import text_frame, write_frame
 
 log = logging.getLogger("cyberhub.direct_socket")
@@ -158,7 +159,8 @@ class DirectSocket(async_socket.AsyncSocket):
     queue = None  # nothing is ever queued; code that tries fails loudly
 
     def __init__(self, server: engineio.AsyncServer, sid: str,
-                 handler: tornado.websocket.WebSocketHandler, pings: PingScheduler) -> None:
+                 handler: tornado.websocket.WebSocketHandler, pings: PingScheduler,
+                 guard: SocketGuard | None = None) -> None:
         # BaseSocket.__init__ without its queue.
         self.server = server
         self.sid = sid
@@ -171,6 +173,7 @@ class DirectSocket(async_socket.AsyncSocket):
         self.session: dict = {}
         self.handler: tornado.websocket.WebSocketHandler | None = handler
         self.pings = pings
+        self.guard = guard
 
     # -- writing: synchronous, straight to the stream ------------------------
     def write_frame(self, frame: bytes) -> None:
@@ -179,8 +182,12 @@ class DirectSocket(async_socket.AsyncSocket):
         conn = handler.ws_connection if handler is not None else None
         if conn is None or conn.is_closing():
             return  # gone: on_close ends the socket
-        with contextlib.suppress(tornado.iostream.StreamClosedError):
+        try:
             write_frame(conn.stream, frame)
+        except tornado.iostream.StreamClosedError:
+            pass  # gone: on_close ends the socket
+        except tornado.iostream.StreamBufferFullError:
+            self.overflowed(conn)
 
     def write(self, pkt: eio_packet.Packet) -> None:
         encoded = pkt.encode()
@@ -189,9 +196,22 @@ class DirectSocket(async_socket.AsyncSocket):
             return
         handler = self.handler
         if handler is not None and handler.ws_connection is not None and not handler.ws_connection.is_closing():
-            written = handler.write_message(encoded, binary=True)
+            try:
+                written = handler.write_message(encoded, binary=True)
+            except tornado.iostream.StreamBufferFullError:
+                self.overflowed(handler.ws_connection)
+                return
             # a stream closed before this is flushed fails the future: read it, nobody awaits it
             written.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def overflowed(self, conn: tornado.websocket.WebSocketProtocol) -> None:
+        """More than SOCKET_MAX_PENDING_BYTES unsent (cyberhub/realtime/pending.py):
+        the connection is dropped at once (no close frame: it would not fit
+        either); Tornado's on_close then ends the session."""
+        if self.guard is not None:
+            self.guard.report(self.sid, "send_buffer_full", "more than %s bytes unsent, disconnected",
+                              conn.stream.max_write_buffer_size)
+        conn.stream.close()
 
     async def send(self, pkt: eio_packet.Packet) -> None:
         """AsyncSocket.send, written now instead of queued."""
@@ -207,7 +227,8 @@ class DirectSocket(async_socket.AsyncSocket):
         try:
             pkt = eio_packet.Packet(encoded_packet=message)
         except Exception:
-            self.server.logger.info("%s: undecodable packet, closing", self.sid)
+            if self.guard is not None:
+                self.guard.report(self.sid, "bad_packet", "undecodable engine.io packet, disconnected")
             self.transport_closed()
             return
         try:
@@ -267,8 +288,12 @@ class DirectSocket(async_socket.AsyncSocket):
         handler, self.handler = self.handler, None
         if handler is not None:
             handler.eio_socket = None
-            if handler.ws_connection is not None and not handler.ws_connection.is_closing():
-                handler.close()
+            conn = handler.ws_connection
+            if conn is not None and not conn.is_closing():
+                try:
+                    handler.close()
+                except tornado.iostream.StreamBufferFullError:  # no room for the close frame
+                    conn.stream.close()
 
 
 _closing_tasks: set[asyncio.Task] = set()  # referenced until done (asyncio keeps only weak ones)
@@ -315,7 +340,7 @@ class PingScheduler:
 
 
 async def open_direct_socket(server: engineio.AsyncServer, handler: tornado.websocket.WebSocketHandler,
-                             pings: PingScheduler) -> DirectSocket | None:
+                             pings: PingScheduler, guard: SocketGuard | None = None) -> DirectSocket | None:
     """engine.io's `_handle_connect` for a websocket-first session, called from
     the Tornado handler's `open()` once the upgrade is done. Returns None when
     the application refused the connection (the websocket is then closed)."""
@@ -325,7 +350,7 @@ async def open_direct_socket(server: engineio.AsyncServer, handler: tornado.webs
     environ = websocket_environ(handler)
     trim_opened_request(handler)
     sid = server.generate_id()
-    sock = DirectSocket(server, sid, handler, pings)
+    sock = DirectSocket(server, sid, handler, pings, guard)
     handler.eio_socket = sock
     server.sockets[sid] = sock
     sock.write(eio_packet.Packet(eio_packet.OPEN, {
@@ -336,8 +361,7 @@ async def open_direct_socket(server: engineio.AsyncServer, handler: tornado.webs
         "maxPayload": server.max_http_buffer_size,
     }))
     ret = await server._trigger_event("connect", sid, environ, run_async=False)
-    if ret is not None and ret is not True:
-        server.logger.warning("Application rejected connection")
+    if ret is not None and ret is not True:  # (refused: counted by whoever refused it)
         sock.closed = True
         sock.release()
         return None

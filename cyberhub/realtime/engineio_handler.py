@@ -14,7 +14,14 @@ What it adds:
   SOCKET_MAX_BUFFER_BYTES, declared or streamed. python-engineio 4.15.1 answers
   a too-long body with `disconnect()`, which waits for a GET poll to drain the
   session's queue: with none outstanding the POST hangs and its buffered body
-  stays in memory. Here nothing past the limit is ever kept.
+  stays in memory. Here nothing past the limit is ever kept;
+- a websocket's stream holds at most SOCKET_MAX_PENDING_BYTES unsent
+  (cyberhub/realtime/pending.py);
+- a request that would open a new session past SOCKET_MAX_PER_ADDRESS or
+  SOCKET_MAX_CONNECTIONS is answered 429 / 503 with the error envelope before
+  engine.io sees it (cyberhub/realtime/admission.py);
+- a polling POST whose body is not what a client sends closes its session
+  with one log line (cyberhub/realtime/badinput.py).
 """
 
 from __future__ import annotations
@@ -28,8 +35,12 @@ import tornado.web
 
 from cyberhub.platform.errors import PayloadTooLarge
 from cyberhub.platform.validation import declared_length
+from cyberhub.realtime.admission import envelope as admission_envelope
+from cyberhub.realtime.badinput import polling_body_refusal
 from cyberhub.realtime.direct_socket import DirectSocket, can_open_directly
+from cyberhub.realtime.eviction import evict
 from cyberhub.realtime.fanout import FastAsyncManager
+from cyberhub.realtime.pending import cap_stream
 
 
 def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandler]:
@@ -37,10 +48,13 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
     limit: int = sio.eio.max_http_buffer_size
 
     manager = sio.manager
+    guarded = isinstance(manager, FastAsyncManager)
+    pending_limit = manager.max_pending_bytes if guarded else None
 
     @tornado.web.stream_request_body
     class EngineIOHandler(base):  # type: ignore[misc, valid-type]
         direct = False  # a websocket-first session: DirectSocket, no engine.io receive queue
+        reserved_address: str | None = None  # a handshake's place under the session limits
         eio_socket: DirectSocket | None = None  # that session's socket while it lives
 
         def initialize(self, *args: Any, **kwargs: Any) -> None:
@@ -55,7 +69,9 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
             return limit
 
         async def open(self, *args: Any, **kwargs: Any) -> None:
-            if isinstance(manager, FastAsyncManager) and can_open_directly(sio.eio, self):
+            if pending_limit is not None and self.ws_connection is not None:
+                cap_stream(self.ws_connection.stream, pending_limit)
+            if guarded and can_open_directly(sio.eio, self):
                 # Websocket-first: no engine.io tasks or queues (cyberhub/realtime/direct_socket.py).
                 self.direct = True
                 del self.receive_queue
@@ -70,6 +86,7 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
                 await self.eio_socket.received(message)
 
         def on_close(self) -> None:
+            self.release_reservation()
             if not self.direct:
                 super().on_close()
             elif self.eio_socket is not None:
@@ -79,6 +96,18 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
             return None
 
         def prepare(self) -> None:
+            if guarded:
+                manager.reaper.ensure_running()
+                if "sid" not in self.request.query_arguments:  # would open a new session
+                    address = self.request.remote_ip or "unknown"
+                    refusal = manager.admission.reserve(address)
+                    if refusal is None:
+                        self.reserved_address = address  # released by release_reservation()
+                    else:
+                        manager.guard.count(refusal)
+                        status, body = admission_envelope(refusal)
+                        self._refuse(status, body["error"], body["code"])
+                        return
             try:
                 length = declared_length(self.request.headers.get("Content-Length"))
             except ValueError as exc:
@@ -108,7 +137,18 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
             self.set_header("Content-Type", "application/json; charset=utf-8")
             self.finish(json.dumps({"success": False, "error": message, "code": code}))
 
+        def release_reservation(self) -> None:
+            """The handshake became a session (engine.io's connect event) or ended."""
+            if self.reserved_address is not None:
+                manager.admission.release(self.reserved_address)
+                self.reserved_address = None
+
+        def on_finish(self) -> None:
+            self.release_reservation()
+            super().on_finish()
+
         def on_connection_close(self) -> None:
+            self.release_reservation()
             # WebSocketHandler's override does not resolve the streamed body's
             # future; without this a request cut off mid-body waits forever.
             future = getattr(self.request, "_body_future", None)
@@ -135,6 +175,14 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
 
         async def post(self, *args: Any, **kwargs: Any) -> None:
             self._take_body()
+            sid = self.get_query_argument("sid", None)
+            if guarded and sid is not None and sid in sio.eio.sockets:
+                refusal = polling_body_refusal(self.request.body)
+                if refusal is not None:
+                    manager.guard.report(sid, "bad_packet", "%s, disconnected", refusal)
+                    evict(sio.eio, sid, manager.websockets)
+                    self._refuse(400, "Malformed engine.io payload; session closed", "bad_packet")
+                    return
             await super().post(*args, **kwargs)
 
         async def options(self, *args: Any, **kwargs: Any) -> None:

@@ -63,6 +63,9 @@ python-engineio
     `AsyncSocket._websocket_handler` ends the same way on a None message
     (`if p is None: break`), which is what `TrackedWebSocket.wait` returns
     once the socket is upgraded — no exception, hence no traceback cycle;
+  - the Tornado driver's `WebSocket.send` is `write_message` with
+    `WebSocketClosedError` → `EngineIOError`; `TrackedWebSocket.send` does the
+    same, keeping (and reading) the Future `write_message` returns;
   - `environ['wsgi.input']` (an instance of a class engine.io creates per
     request) is read only by polling POSTs; the websocket's copy is dropped;
   - `AsyncSocket.queue` (an unbounded asyncio.Queue), `upgraded`,
@@ -92,11 +95,15 @@ from typing import Any
 import socketio
 import tornado.iostream
 import tornado.websocket
+from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from engineio.async_drivers import tornado as eio_tornado
 from socketio import packet as sio_packet
 
 from cyberhub.realtime.direct_socket import DirectSocket, PingScheduler, open_direct_socket
+from cyberhub.realtime.eviction import evict
+from cyberhub.realtime.guard import SocketGuard
+from cyberhub.realtime.pending import CappedQueue
 from cyberhub.realtime.wsframes import text_frame, write_frame
 
 log = logging.getLogger("cyberhub.fanout")
@@ -108,6 +115,12 @@ log = logging.getLogger("cyberhub.fanout")
 # under full load (bench/README.md): steps of 500 let 6–8 lag samples a run
 # pass 40 ms, steps of 250 0–2, at the same broadcast time.
 SLICE = 250
+
+def _read_result(future: asyncio.Future) -> None:
+    """Marks a write's outcome as read (nobody awaits the write)."""
+    if not future.cancelled():
+        future.exception()
+
 
 class Delivery:
     """One event on its way: the bytes, who gets them, how far it has got."""
@@ -135,12 +148,22 @@ class FastAsyncManager(socketio.AsyncManager):
         self._worker: asyncio.Task | None = None
         self.fast_deliveries = 0
         self.queued_deliveries = 0
+        # Per-client limits (cyberhub/realtime/pending.py, guard.py); set by
+        # create_socket_server before the server is made.
+        self.guard = SocketGuard()
+        self.max_pending_bytes: int | None = None
 
     def set_server(self, server: socketio.AsyncServer) -> None:
         super().set_server(server)
         eio = server.eio
         self.pings = PingScheduler(eio.ping_interval)
         websockets = self.websockets
+        guard = self.guard
+        if self.max_pending_bytes is not None:
+            # Every engine.io socket's queue (polling sessions keep theirs until
+            # the next GET) holds at most SOCKET_MAX_PENDING_BYTES.
+            limit = self.max_pending_bytes
+            eio.create_queue = lambda *args, **kwargs: CappedQueue(limit, self._queue_overflowed)
 
         class TrackedWebSocket(eio_tornado.WebSocket):  # type: ignore[misc]
             """engine.io's Tornado websocket wrapper, remembering which Tornado
@@ -155,7 +178,34 @@ class FastAsyncManager(socketio.AsyncManager):
                     return None
                 if not isinstance(msg, bytes | str):
                     raise OSError()
+                if isinstance(msg, str) and (not msg or msg[0] not in "0123456"):
+                    # engine.io's reader decodes outside its error handling: an
+                    # undecodable packet would end it with a traceback and leave
+                    # the session to its ping timeout. Disconnected instead.
+                    sid = getattr(self.sock, "sid", "?")
+                    guard.report(sid, "bad_packet", "undecodable engine.io packet, disconnected")
+                    return None
                 return msg
+
+            async def send(self, message: Any) -> None:
+                # engine.io's send, keeping the Future `write_message` returns: a
+                # write still pending when the connection closes fails it, and
+                # unread, each one logged "Task exception was never retrieved"
+                # with two tracebacks — tens of thousands for one slow client.
+                try:
+                    written = self.tornado_handler.write_message(message, binary=isinstance(message, bytes))
+                    written.add_done_callback(_read_result)
+                except tornado.websocket.WebSocketClosedError:
+                    raise eio_exceptions.EngineIOError() from None
+                except tornado.iostream.StreamBufferFullError:
+                    # Past SOCKET_MAX_PENDING_BYTES: engine.io's writer ends on
+                    # the error and closes; the stream goes now.
+                    conn = self.tornado_handler.ws_connection if self.tornado_handler is not None else None
+                    if conn is not None:
+                        guard.report(getattr(self.sock, "sid", "?"), "send_buffer_full",
+                                     "more than %s bytes unsent, disconnected", conn.stream.max_write_buffer_size)
+                        conn.stream.close()
+                    raise OSError() from None
 
             async def __call__(self, environ: dict) -> None:
                 sock = self.sock = getattr(self.handler, "__self__", None)
@@ -183,7 +233,16 @@ class FastAsyncManager(socketio.AsyncManager):
 
     async def open_direct(self, handler: tornado.websocket.WebSocketHandler) -> DirectSocket | None:
         """A websocket-first engine.io session on `handler` (see DirectSocket)."""
-        return await open_direct_socket(self.server.eio, handler, self.pings)
+        return await open_direct_socket(self.server.eio, handler, self.pings, self.guard)
+
+    def _queue_overflowed(self, queue: CappedQueue) -> None:
+        """A polling (or upgrading) session's queue passed the cap: disconnect it."""
+        eio = self.server.eio
+        for sid, sock in eio.sockets.items():
+            if sock.queue is queue:  # (once per offending socket: a scan is fine)
+                self.guard.report(sid, "send_buffer_full", "more than %s bytes queued, disconnected", queue.limit)
+                evict(eio, sid, self.websockets)
+                return
 
     # Rooms per socket. BaseManager finds a leaving socket's rooms by scanning
     # every room (each socket has its own), so 10,000 sockets disconnecting
@@ -220,7 +279,12 @@ class FastAsyncManager(socketio.AsyncManager):
         return [room for room in self._rooms_of.get((namespace, sid), ()) if room is not None]
 
     async def emit(self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
-                   callback: Any = None, to: Any = None, **kwargs: Any) -> None:
+                   callback: Any = None, to: Any = None, wait: bool = True, **kwargs: Any) -> None:
+        """`wait=False` (the Notifier's emits): returns once the event has its
+        place in the delivery order — written, or queued behind the broadcasts
+        in progress — without waiting for a long broadcast to be written. An
+        HTTP answer then never waits for a fan-out, and per socket the order
+        of events is still the order of the emits."""
         if callback is not None:
             return await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
                                       callback=callback, to=to, **kwargs)
@@ -230,11 +294,19 @@ class FastAsyncManager(socketio.AsyncManager):
         if not self._jobs and len(job.recipients) <= SLICE:
             self.deliver_slice(job)  # the common per-user case: now, nothing ahead of it
             return
-        job.done = asyncio.get_running_loop().create_future()
+        if wait:
+            job.done = asyncio.get_running_loop().create_future()
         self._jobs.append(job)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._deliver_jobs())
-        await job.done
+        if job.done is not None:
+            await job.done
+
+    async def drained(self) -> None:
+        """Returns once every event emitted so far has been written (shutdown:
+        the events of the last requests still reach everyone)."""
+        while self._worker is not None and not self._worker.done():
+            await asyncio.shield(self._worker)
 
     def prepare(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any) -> Delivery | None:
         """Encodes and frames the event once and takes the list of recipients now:
@@ -291,6 +363,11 @@ class FastAsyncManager(socketio.AsyncManager):
                         continue
                     except tornado.iostream.StreamClosedError:
                         continue  # gone; engine.io notices on its read side
+                    except tornado.iostream.StreamBufferFullError:  # SOCKET_MAX_PENDING_BYTES
+                        self.guard.report(eio_sid, "send_buffer_full", "more than %s bytes unsent, disconnected",
+                                          conn.stream.max_write_buffer_size)
+                        conn.stream.close()
+                        continue
             for p in eio_pkts:
                 sock.queue.put_nowait(p)  # where engine.io's own send would put it
             queued += 1

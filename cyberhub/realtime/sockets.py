@@ -17,8 +17,14 @@ import socketio
 from cyberhub.platform.errors import AppError, Forbidden, RateLimited, ServiceUnavailable
 from cyberhub.platform.metrics import Metrics
 from cyberhub.platform.ratelimit import RateLimiter
+from cyberhub.realtime.admission import Admission
+from cyberhub.realtime.admission import envelope as admission_envelope
+from cyberhub.realtime.badinput import StrictPacket, guard_messages
+from cyberhub.realtime.eviction import evict
 from cyberhub.realtime.fanout import FastAsyncManager, FastRedisManager
+from cyberhub.realtime.guard import SocketGuard
 from cyberhub.realtime.livefeed import LiveFeed
+from cyberhub.realtime.reaper import SessionReaper
 from cyberhub.store.db import PyMongoError
 
 log = logging.getLogger("cyberhub.realtime")
@@ -40,10 +46,15 @@ def create_socket_server(
     max_buffer_bytes: int,
     redis_url: str | None = None,
     limiter: RateLimiter | None = None,
+    max_pending_bytes: int | None = None,
+    max_per_address: int = 0,
+    max_connections: int = 0,
 ) -> socketio.AsyncServer:
     # The broadcast fast path (cyberhub/realtime/fanout.py), for this process's clients
     # and, with Redis, for events relayed from the other processes.
     manager = FastRedisManager(redis_url) if redis_url else FastAsyncManager()
+    guard = manager.guard = SocketGuard()
+    manager.max_pending_bytes = max_pending_bytes  # cyberhub/realtime/pending.py
     sio = socketio.AsyncServer(
         async_mode="tornado",
         client_manager=manager,
@@ -52,17 +63,62 @@ def create_socket_server(
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
         max_http_buffer_size=max_buffer_bytes,
-        logger=False,
-        engineio_logger=False,
+        serializer=StrictPacket,  # a client's malformed packets (cyberhub/realtime/badinput.py)
+        # Loggers given as objects: the libraries then add no handler of their own
+        # (with `False` each adds a bare StreamHandler: every error printed twice,
+        # once without a timestamp). At ERROR: their per-packet INFO/WARNING lines
+        # are a client's to trigger; what a client does wrong is logged once by
+        # SocketGuard instead.
+        logger=_library_logger("socketio.server"),
+        engineio_logger=_library_logger("engineio.server"),
+        monitor_clients=False,  # expiry on time instead (cyberhub/realtime/reaper.py)
     )
-    _register_handlers(sio, authenticate, limiter)
+    manager.reaper = SessionReaper(sio.eio)
+    manager.admission = Admission(lambda: sio.eio.sockets, per_address=max_per_address, total=max_connections)
+    guard_messages(sio, guard, lambda eio_sid: evict(sio.eio, eio_sid, manager.websockets))
+    _guard_sessions(sio, manager)
+    _register_handlers(sio, authenticate, limiter, guard)
     return sio
+
+
+def _library_logger(name: str) -> logging.Logger:
+    logger = logging.getLogger(name)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.ERROR)
+    return logger
+
+
+def _guard_sessions(sio: socketio.AsyncServer, manager: FastAsyncManager) -> None:
+    """Session limits in engine.io's connect event (cyberhub/realtime/admission.py),
+    and the per-socket bookkeeping dropped in its disconnect event."""
+    admission, guard = manager.admission, manager.guard
+    on_connect, on_disconnect = sio.eio.handlers["connect"], sio.eio.handlers["disconnect"]
+
+    async def connect(eio_sid: str, environ: dict) -> Any:
+        handler = environ.get("tornado.handler")
+        address = (handler.request.remote_ip if handler is not None else None) or "unknown"
+        if handler is not None and hasattr(handler, "release_reservation"):
+            handler.release_reservation()  # the handshake is a session now: counted as one below
+        refusal = admission.admit(eio_sid, address)
+        if refusal is not None:
+            guard.count(refusal)
+            return admission_envelope(refusal)[1]  # engine.io answers 401 with it
+        return await on_connect(eio_sid, environ)
+
+    async def disconnect(eio_sid: str, reason: Any) -> None:
+        admission.forget(eio_sid)
+        guard.forget(eio_sid)
+        await on_disconnect(eio_sid, reason)
+
+    sio.eio.on("connect", connect)
+    sio.eio.on("disconnect", disconnect)
 
 
 def _register_handlers(
     sio: socketio.AsyncServer,
     authenticate: Authenticate,
     limiter: RateLimiter | None,
+    guard: SocketGuard,
 ) -> None:
     @sio.event
     async def connect(sid: str, environ: dict, auth: Any = None) -> None:
@@ -92,7 +148,7 @@ def _register_handlers(
             try:
                 await limiter.hit("socket_events", sid)
             except RateLimited as exc:
-                log.warning("⛔ Socket %s is flooding user:identify; refused", sid)
+                guard.report(sid, "identify_refused", "flooding user:identify; refused (logged once)")
                 return exc.envelope()
         session = await sio.get_session(sid)
         own_id = session.get("userId")
@@ -103,14 +159,14 @@ def _register_handlers(
                 if not own_id
                 else "userId does not match the authenticated user"
             )
-            log.info("⛔ Identify refused for socket %s: %s", sid, reason)
+            guard.report(sid, "identify_refused", "identify refused: %s (logged once)", reason)
             return Forbidden(reason, code="identify_refused").envelope()
         try:
             # The token again: a suspension (or revocation) since the handshake
             # must not let the socket back into the room that was closed on it.
             await authenticate(session["token"])
         except AppError as exc:
-            log.info("⛔ Identify refused for socket %s: %s", sid, exc.message)
+            guard.report(sid, "identify_refused", "identify refused: %s (logged once)", exc.message)
             return exc.envelope()
         except PyMongoError:
             return ServiceUnavailable().envelope()
@@ -120,6 +176,7 @@ def _register_handlers(
 
     @sio.event
     async def disconnect(sid: str, reason: Any = None) -> None:
+        guard.forget(sid)
         log.info("🔴 Client disconnected: %s reason: %s", sid, reason)
 
 
@@ -143,11 +200,12 @@ class Notifier:
         return len(self.sio.eio.sockets)
 
     async def _emit(self, event: str, data: Any = None, *, room: str | None = None) -> None:
+        # Through the client manager with wait=False (cyberhub/realtime/fanout.py):
+        # the event takes its place in the delivery order now, after the write it
+        # announces, and the request that caused it does not wait for a broadcast
+        # to thousands of sockets to be written (AsyncServer.emit would).
         try:
-            if data is None:
-                await self.sio.emit(event, room=room)
-            else:
-                await self.sio.emit(event, data, room=room)
+            await self.sio.manager.emit(event, data, "/", room=room, wait=False)
         except Exception:  # the database write already happened; clients will refetch
             log.exception("Emit of %s failed", event)
             return

@@ -8,7 +8,6 @@ import logging
 import socket
 from typing import Any
 
-import tornado.httpserver
 import tornado.netutil
 
 from cyberhub.accounts import users as accounts
@@ -18,10 +17,12 @@ from cyberhub.games.battles import events as battle_events
 from cyberhub.games.battles import reveal as battle_reveal
 from cyberhub.platform.metrics import Metrics
 from cyberhub.platform.ratelimit import RateLimiter
+from cyberhub.realtime.guard import GuardCollector
 from cyberhub.realtime.loopmonitor import GcTimer, LoopLag, tune_gc
 from cyberhub.realtime.sockets import Notifier, create_socket_server
 from cyberhub.server import recovery
 from cyberhub.server.app import make_app
+from cyberhub.server.listener import FdGuard, GuardedHTTPServer
 from cyberhub.store import db as dbmod
 from handlers.services import Services
 from settings import Settings
@@ -46,6 +47,9 @@ def build_services(settings: Settings, database: Any) -> Services:
         max_buffer_bytes=settings.socket_max_buffer_bytes,
         redis_url=settings.redis_url,
         limiter=limiter,
+        max_pending_bytes=settings.socket_max_pending_bytes,
+        max_per_address=settings.socket_max_per_address,
+        max_connections=settings.socket_max_connections,
     )
     passwords = Passwords(
         time_cost=settings.argon2_time_cost,
@@ -58,6 +62,7 @@ def build_services(settings: Settings, database: Any) -> Services:
                       socket_deliveries=lambda: {"fast": manager.fast_deliveries, "queued": manager.queued_deliveries},
                       rate_limits=limiter,
                       lost_relays=(lambda: manager.lost_relays) if settings.redis_url else None)
+    metrics.registry.register(GuardCollector(manager.guard))  # cyberhub_socket_refusals_total
     notifier = Notifier(sio, metrics, live_feed_max_per_second=settings.live_feed_max_per_second)
     chat = register_chat(sio, database, authenticate=lambda token: accounts.user_for_token(database, tokens, token),
                          limiter=limiter, metrics=metrics, settings=settings)
@@ -129,12 +134,13 @@ class Server:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.http = tornado.httpserver.HTTPServer(
+        self.http = GuardedHTTPServer(  # the accept loop keeps a descriptor reserve (server/listener.py)
             make_app(services), max_body_size=MAX_READ_BYTES, idle_connection_timeout=60,
             body_timeout=BODY_TIMEOUT_SECONDS,
             # Behind a proxy, the client IP (rate limits, logs) comes from X-Forwarded-For / X-Real-Ip.
             xheaders=services.settings.trust_proxy_headers,
         )
+        self.http.fd_guard = FdGuard(services.sio.manager.guard.count)
         self.sockets: list[socket.socket] = []
         self._recovery_task: asyncio.Task | None = None
         metrics = services.metrics
@@ -184,6 +190,7 @@ class Server:
         await self.services.battles.close()  # running battles stay running; the next process resumes them
         # After the requests, so that the events they emit still reach everyone.
         await self.services.chat.close()
+        await self.services.sio.manager.drained()  # (emits do not wait for their broadcasts)
         await self._close_sockets()
         await self.services.sio.shutdown()
         self.services.sio.manager.pings.close()  # the websocket-first sockets' ping timer

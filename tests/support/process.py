@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -146,7 +147,8 @@ LISTENING = re.compile(r"running on port (\d+)")
 REDIS_READY = re.compile(r"Ready to accept connections")
 
 
-async def start_server(name: str = "server", **settings: str) -> Process:
+async def start_server(name: str = "server", preexec_fn: Callable[[], None] | None = None,
+                       **settings: str) -> Process:
     """`python run.py` with the given settings (environment names, e.g.
     JWT_SECRET="..."); returns once GET /health is 200.
 
@@ -158,6 +160,7 @@ async def start_server(name: str = "server", **settings: str) -> Process:
         sys.executable, str(ROOT / "run.py"),
         cwd=cwd, env=server_env(PORT="0", HOST="127.0.0.1", **settings),
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        preexec_fn=preexec_fn,  # e.g. a lower open-file limit (tests/test_fd_limit.py)
     )
     server = Process(name, proc, 0, cwd)
 
