@@ -1,12 +1,13 @@
 """Where an idle websocket's memory goes: a tracemalloc breakdown per socket.
 
     cd bench && npm ci && cd ..
-    python bench/socket_memory.py [--clients 2000] [--frames 30] [--top 25]
+    python bench/socket_memory.py [--clients 2000] [--frames 30] [--top 25] [--client default|websocket]
 
 Runs CyberHub in this process (the same `cyberhub.server.start` as `run.py`,
 embedded store, a free port on 127.0.0.1) with tracemalloc on, connects
---clients anonymous websocket clients with the official Node client
-(bench/sockets.mjs), and compares a snapshot taken before connecting with one
+--clients anonymous clients with the official Node client (bench/sockets.mjs;
+`--client default` = plain `io(url)`, polling then the upgrade, as the
+frontend connects; `websocket` = `transports: ['websocket']`), and compares a snapshot taken before connecting with one
 taken once they are all connected and idle. Prints the Python heap per socket
 grouped by the library that allocated it (the innermost frame outside the
 standard library decides, so an asyncio Future made by engine.io counts for
@@ -72,7 +73,7 @@ async def main(args: argparse.Namespace) -> None:
     gc.collect()
     before = tracemalloc.take_snapshot()
     plan = {"base": base, "clients": args.clients, "connectConcurrency": 200, "settleMs": 600_000,
-            "serverPid": os.getpid()}
+            "serverPid": os.getpid(), "transports": None if args.client == "default" else ["websocket"]}
     node = await asyncio.create_subprocess_exec("node", str(BENCH / "sockets.mjs"), stdin=asyncio.subprocess.PIPE,
                                                 stdout=asyncio.subprocess.DEVNULL)
     node.stdin.write(json.dumps(plan).encode())
@@ -83,10 +84,13 @@ async def main(args: argparse.Namespace) -> None:
         if loop.time() > deadline:
             raise SystemExit(f"only {len(sio.eio.sockets)} connected")
         await asyncio.sleep(0.2)
-    await asyncio.sleep(3)  # idle: every socket past its handshake and first ping
+    await asyncio.sleep(3)  # idle: every socket past its handshake, upgrade and first ping
     gc.collect()
     after = tracemalloc.take_snapshot()
     n = len(sio.eio.sockets)
+    kinds: dict[str, int] = defaultdict(int)  # which socket classes carry the sessions
+    for sock in sio.eio.sockets.values():
+        kinds[type(sock).__name__] += 1
     node.kill()
     await node.wait()
 
@@ -98,8 +102,8 @@ async def main(args: argparse.Namespace) -> None:
         by_owner[package] += stat.size_diff
         by_site[where] += stat.size_diff
     total = sum(by_owner.values())
-    print(f"{n} idle websockets: {total / n / 1024:.2f} KiB of Python heap per socket "
-          f"(tracemalloc, {args.frames} frames)")
+    print(f"{n} idle sockets ({args.client} client; {dict(kinds)}): {total / n / 1024:.2f} KiB of Python heap "
+          f"per socket (tracemalloc, {args.frames} frames)")
     print("\n| allocated for | KiB per socket |\n|---|---|")
     for name, size in sorted(by_owner.items(), key=lambda kv: -kv[1]):
         if abs(size) / n >= 16:
@@ -122,6 +126,8 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=2000)
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--client", choices=["default", "websocket"], default="default",
+                        help="how the clients connect: socket.io-client's default, or websocket only")
     parser.add_argument("--trace", help="print the whole tracebacks of one allocation site (file:line)")
     arguments = parser.parse_args()
     tracemalloc.start(arguments.frames)

@@ -4,7 +4,9 @@
 //
 // plan = {
 //   base: "http://127.0.0.1:PORT",
-//   clients: 5000,                 // websocket clients (anonymous viewers) ...
+//   clients: 5000,                 // clients (anonymous viewers) ...
+//   transports: ["websocket"],     // socket.io-client's `transports`; null = the client's default,
+//                                  // plain io(url): polling first, then the upgrade (the frontend's way)
 //   viewerTokens: [],              // ... the first ones authenticate with these (auth: {token})
 //   connectConcurrency: 200,       // handshakes in flight while connecting
 //   serverPid: 1234,               // VmRSS read from /proc/<pid>/status before and after connecting
@@ -98,8 +100,10 @@ function request(base, method, path, token, body) {
 
 const state = { fanoutStamps: null, dropsByKey: new Map() };
 
+let transportsOption = { transports: ["websocket"] }; // plan.transports, read below
+
 function newClient(base, token) {
-  const socket = io(base, { transports: ["websocket"], reconnection: false, forceNew: true, timeout: 30000,
+  const socket = io(base, { ...transportsOption, reconnection: false, forceNew: true, timeout: 30000,
     auth: token ? { token } : undefined });
   socket.dropCounts = new Map();
   socket.on("cases:updated", () => { if (state.fanoutStamps) state.fanoutStamps.push(now()); });
@@ -232,6 +236,7 @@ async function mixed(plan, sockets) {
 }
 
 const plan = await readPlan();
+if ("transports" in plan) transportsOption = plan.transports === null ? {} : { transports: plan.transports };
 if (plan.role === "openers") {
   process.stdout.write(JSON.stringify(await openLoop(plan)) + "\n");
   agent.destroy();

@@ -14,7 +14,6 @@ import asyncio
 import json
 
 import aiohttp
-import pytest
 import socketio
 
 from cyberhub.realtime.direct_socket import DirectSocket, PingScheduler
@@ -162,9 +161,10 @@ async def test_a_connection_refused_by_engineio_is_closed(live):
     await client.disconnect()
 
 
-@pytest.mark.parametrize("transports", [["polling", "websocket"], ["polling"]])
-async def test_sessions_that_start_on_polling_keep_engineio_sockets(live, transports):
-    client, _ = await connect_socket(live.base_url, transports=transports)
+async def test_polling_only_sessions_keep_engineio_sockets(live):
+    """(Sessions that start on polling and upgrade end as DirectSockets:
+    tests/test_socket_upgrade.py.)"""
+    client, _ = await connect_socket(live.base_url, transports=["polling"])
     try:
         (sock,) = live.services.sio.eio.sockets.values()
         assert type(sock) is not DirectSocket and sock.queue is not None

@@ -257,6 +257,29 @@ def test_websocket_environ_is_engineios_translate_request(uri):
     stock = eio_tornado.translate_request(handler)
     assert type(stock.pop("wsgi.input")).__name__ == "AwaitablePayload"
     assert direct_socket.websocket_environ(handler) == stock
+    polling = direct_socket.polling_environ(handler)
+    assert type(polling.pop("wsgi.input")) is direct_socket.RequestBody
+    assert polling == stock
+
+
+async def test_the_polling_body_reader_reads_as_engineios():
+    for length in (None, 0, 3, 100):
+        ours, theirs = direct_socket.RequestBody(b"4hello"), eio_tornado.translate_request(_with_body(b"4hello"))
+        assert await ours.read(length) == await theirs["wsgi.input"].read(length)
+        assert await ours.read() == await theirs["wsgi.input"].read()
+
+
+def test_the_server_translates_requests_with_one_body_class(live):
+    assert live.services.sio.eio._async["translate_request"] is direct_socket.polling_environ
+    assert eio_tornado._async["translate_request"] is eio_tornado.translate_request  # the module's own untouched
+
+
+def _with_body(body: bytes) -> object:
+    class Handler:
+        request = _Request("/socket.io/?EIO=4&transport=polling", {"Host": "h"})
+
+    Handler.request.body = body
+    return Handler()
 
 
 def test_tornado_reads_the_request_only_before_open_and_awaits_on_message():

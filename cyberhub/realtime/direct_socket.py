@@ -50,7 +50,9 @@ python-engineio
     (absent) queue, `poll` or `handle_get_request`. `Packet.encode()` gives
     `str` for text packets and `bytes` for binary ones;
   - the Tornado driver: `translate_request`'s environ (`websocket_environ` makes
-    the same, without the per-request `wsgi.input` class); the handler's
+    the same, without the per-request `wsgi.input` class; `polling_environ`
+    the same with one `RequestBody` class), called through
+    `AsyncServer._async['translate_request'](handler)` for every request; the handler's
     `receive_queue` made in `__init__` and used only by `on_message` /
     `get_next_message` / `on_close`, and `open()` starting `handle_request`.
 tornado
@@ -80,6 +82,7 @@ from urllib.parse import parse_qs, urlsplit
 import engineio
 import tornado.httputil
 import tornado.iostream
+import tornado.web
 import tornado.websocket
 from engineio import async_socket
 from engineio import exceptions as eio_exceptions
@@ -138,6 +141,35 @@ def websocket_environ(handler: tornado.websocket.WebSocketHandler) -> dict[str, 
     environ["wsgi.url_scheme"] = environ.get("HTTP_X_FORWARDED_PROTO", "http")
     environ["PATH_INFO"] = urlsplit(request.path).path
     environ["SCRIPT_NAME"] = ""
+    return environ
+
+
+class RequestBody:
+    """`wsgi.input` of a polling request. engine.io's Tornado driver defines a
+    new class for every request (`AwaitablePayload` inside `translate_request`):
+    cyclic garbage that only a full collection frees — or never, once
+    `gc.freeze()` (realtime/loopmonitor.py) has taken it (~2.7 KiB per session
+    that started on polling, measured with bench/socket_memory.py). One class
+    here, the same reads."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: bytes | None) -> None:
+        self.payload = payload or b""
+
+    async def read(self, length: int | None = None) -> bytes:
+        if length is None:
+            data, self.payload = self.payload, b""
+        else:
+            data, self.payload = self.payload[:length], self.payload[length:]
+        return data
+
+
+def polling_environ(handler: tornado.web.RequestHandler) -> dict[str, Any]:
+    """engine.io's Tornado `translate_request` (installed in its place by
+    realtime/engineio_handler.py): the same environ, with a RequestBody."""
+    environ = websocket_environ(handler)
+    environ["wsgi.input"] = RequestBody(handler.request.body)
     return environ
 
 

@@ -9,7 +9,10 @@ What it adds:
   session and the socket hangs);
 - a session that starts on the websocket runs as a DirectSocket
   (cyberhub/realtime/direct_socket.py): its messages come in through `on_message`, its
-  end through `on_close`; everything else keeps engine.io's own path;
+  end through `on_close`; so does a polling session once it upgrades to a
+  websocket (cyberhub/realtime/socket_upgrade.py does the upgrade handshake
+  here and swaps the session's socket); everything else keeps engine.io's
+  own path;
 - polling bodies are streamed and refused with 413 as soon as they pass
   SOCKET_MAX_BUFFER_BYTES, declared or streamed. python-engineio 4.15.1 answers
   a too-long body with `disconnect()`, which waits for a GET poll to drain the
@@ -37,10 +40,11 @@ from cyberhub.platform.errors import PayloadTooLarge
 from cyberhub.platform.validation import declared_length
 from cyberhub.realtime.admission import envelope as admission_envelope
 from cyberhub.realtime.badinput import polling_body_refusal
-from cyberhub.realtime.direct_socket import DirectSocket, can_open_directly
+from cyberhub.realtime.direct_socket import DirectSocket, can_open_directly, polling_environ
 from cyberhub.realtime.eviction import evict
 from cyberhub.realtime.fanout import FastAsyncManager
 from cyberhub.realtime.pending import cap_stream
+from cyberhub.realtime.socket_upgrade import PingTasks, PollingUpgrade, start_upgrade
 
 
 def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandler]:
@@ -50,12 +54,17 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
     manager = sio.manager
     guarded = isinstance(manager, FastAsyncManager)
     pending_limit = manager.max_pending_bytes if guarded else None
+    ping_tasks = PingTasks(sio.eio)  # so an upgrade can end the polling socket's ping task
+    # Every polling request's environ without a class made per request (direct_socket.RequestBody).
+    # A copy of the driver's dict: the module-level one is shared by every server.
+    sio.eio._async = {**sio.eio._async, "translate_request": polling_environ}
 
     @tornado.web.stream_request_body
     class EngineIOHandler(base):  # type: ignore[misc, valid-type]
         direct = False  # a websocket-first session: DirectSocket, no engine.io receive queue
         reserved_address: str | None = None  # a handshake's place under the session limits
         eio_socket: DirectSocket | None = None  # that session's socket while it lives
+        upgrade: PollingUpgrade | None = None  # a polling session's upgrade handshake in progress
 
         def initialize(self, *args: Any, **kwargs: Any) -> None:
             self._chunks: list[bytes] = []
@@ -77,6 +86,13 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
                 del self.receive_queue
                 await manager.open_direct(self)
                 return
+            upgrade = start_upgrade(sio.eio, self, manager.pings, ping_tasks, sio.environ) if guarded else None
+            if upgrade is not None:
+                # A polling session upgrading: it ends as a DirectSocket too.
+                self.direct = True
+                del self.receive_queue
+                self.upgrade = upgrade
+                return
             await super().open(*args, **kwargs)
 
         async def on_message(self, message: str | bytes) -> None:
@@ -84,6 +100,8 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
                 await super().on_message(message)  # engine.io's own websocket path
             elif self.eio_socket is not None:  # (None once the session has ended)
                 await self.eio_socket.received(message)
+            elif self.upgrade is not None and self.upgrade.received(message) is not None:
+                self.upgrade = None  # switched: this handler carries a DirectSocket now
 
         def on_close(self) -> None:
             self.release_reservation()
@@ -91,6 +109,8 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
                 super().on_close()
             elif self.eio_socket is not None:
                 self.eio_socket.transport_closed()
+            elif self.upgrade is not None:
+                self.upgrade.abandon()
 
         def get_compression_options(self) -> None:
             return None

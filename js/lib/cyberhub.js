@@ -141,11 +141,12 @@ export class Recorder {
   }
 }
 
-// io(BASE_URL, {auth: {token}, transports}) exactly as the frontend calls it.
+// io(BASE_URL, {auth: {token}, transports}) exactly as the frontend calls it;
+// `transports: null` leaves the option out: the client's default (polling, then the upgrade).
 export function socketFor(token, transports = ["websocket"]) {
   const socket = io(BASE_URL, {
     auth: token ? { token } : undefined,
-    transports,
+    ...(transports ? { transports } : {}),
     reconnection: false,
     forceNew: true,
     timeout: WAIT_MS,

@@ -65,3 +65,39 @@ test("with websocket first and polling as fallback (the setting for a large audi
   assert.equal(engine.transport.name, "websocket");
   assert.equal(upgrades, 0, "nothing to upgrade from");
 });
+
+test("the default io(url) gets every event once, in order, while it polls, upgrades and after", async (t) => {
+  const { token, user } = await register("dflt");
+  const unit = 7;
+  let paid = 0;
+  let stopAt = Infinity;
+  // Payments one after the other, from before the connection until after the upgrade:
+  // each emits balance:updated with the next balance.
+  const paying = (async () => {
+    while (paid < stopAt) {
+      await pay(user.id, unit);
+      paid += 1;
+    }
+  })();
+  const { socket, recorder } = socketFor(token, null); // no transports option, as the frontend
+  t.after(() => socket.disconnect());
+  const engine = socket.io.engine;
+  let firstTransport = null;
+  socket.io.once("open", () => {
+    firstTransport = engine.transport.name;
+  });
+  const upgraded = new Promise((resolve) => engine.once("upgrade", (transport) => resolve(transport.name)));
+  await connected(socket);
+  assert.equal(firstTransport, "polling");
+  assert.equal(await upgraded, "websocket");
+  stopAt = paid + 5; // a few more over the websocket
+  await paying;
+  const event = `balance:updated:${user.id}`;
+  await recorder.waitFor(event, (d) => d.balance === paid * unit);
+  const balances = recorder.matching(event).map((e) => e.data.balance);
+  // a contiguous run of balances (the ones after the socket joined its room), each once, in order
+  const first = balances[0] / unit;
+  assert.deepEqual(balances, Array.from({ length: paid - first + 1 }, (_, i) => (first + i) * unit));
+  assert.ok(balances.length >= 5);
+  assert.equal(engine.transport.name, "websocket");
+});
