@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
+from cyberhub.realtime.direct_socket import DirectSocket
 from cyberhub.realtime.pending import held_bytes
 from tests.support.client import WAIT, connect_socket, watch_sessions
 
@@ -136,8 +137,9 @@ async def test_a_websocket_that_floods_and_never_reads_is_cut_off_at_the_cap(liv
 
 
 async def raw_upgraded(live) -> tuple[socket.socket, str]:
-    """A polling session upgraded to a websocket (engine.io's own path) on a
-    raw socket that stops reading after the upgrade."""
+    """A polling session upgraded to a websocket on a raw socket that stops
+    reading after the upgrade (the session is then a DirectSocket:
+    cyberhub/realtime/socket_upgrade.py)."""
     sid = await polling_handshake(live)
     loop = asyncio.get_running_loop()
     sock, _ = await raw_upgrade(live, f"EIO=4&transport=websocket&sid={sid}", 4096)
@@ -147,21 +149,23 @@ async def raw_upgraded(live) -> tuple[socket.socket, str]:
         answer += await asyncio.wait_for(loop.sock_recv(sock, 4096), WAIT)
     await loop.sock_sendall(sock, client_frame(b"5"))  # upgrade done
     # The NOOP queued for the (absent) poll comes over the websocket once the
-    # server has switched paths: engine.io's writer starts after `upgraded`.
+    # server has switched the session to it.
     while b"\x81\x016" not in answer:
         answer += await asyncio.wait_for(loop.sock_recv(sock, 4096), WAIT)
     assert live.services.sio.eio.sockets[sid].upgraded
     await loop.sock_sendall(sock, client_frame(b"40"))  # Socket.IO CONNECT: now a broadcast recipient
     while b'40{"sid"' not in answer:
         answer += await asyncio.wait_for(loop.sock_recv(sock, 4096), WAIT)
-    server_side = live.services.sio.manager.websockets[sid].ws_connection.stream
+    upgraded = live.services.sio.eio.sockets[sid]
+    assert type(upgraded) is DirectSocket
+    server_side = upgraded.handler.ws_connection.stream
     server_side.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     return sock, sid
 
 
 @pytest.mark.parametrize("settings_overrides", [{"socket_max_pending_bytes": CAP}])
 async def test_an_upgraded_websocket_that_floods_and_never_reads_is_cut_off_too(live, captured):
-    """The same flood on engine.io's own path: polling, then upgraded. The
+    """The same flood on a session that started on polling and upgraded. The
     writes still pending when it is cut off fail quietly (unread, each was an
     asyncio "exception was never retrieved" error with two tracebacks)."""
     sessions = watch_sessions(live.services.sio)
@@ -181,7 +185,7 @@ async def test_an_upgraded_websocket_that_floods_and_never_reads_is_cut_off_too(
 
 @pytest.mark.parametrize("settings_overrides", [{"socket_max_pending_bytes": CAP, "socket_ping_interval": 60.0}])
 async def test_broadcasts_to_an_upgraded_websocket_that_never_reads_stop_at_the_cap(live):
-    """The passive variant on the fan-out's direct write to engine.io's websockets."""
+    """The passive variant on the fan-out's direct write to an upgraded session."""
     sessions = watch_sessions(live.services.sio)
     sock, sid = await raw_upgraded(live)
     manager = live.services.sio.manager

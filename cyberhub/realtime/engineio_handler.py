@@ -86,7 +86,8 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
                 del self.receive_queue
                 await manager.open_direct(self)
                 return
-            upgrade = start_upgrade(sio.eio, self, manager.pings, ping_tasks, sio.environ) if guarded else None
+            upgrade = (start_upgrade(sio.eio, self, manager.pings, ping_tasks, sio.environ, manager.guard)
+                       if guarded else None)
             if upgrade is not None:
                 # A polling session upgrading: it ends as a DirectSocket too.
                 self.direct = True

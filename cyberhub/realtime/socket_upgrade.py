@@ -73,6 +73,7 @@ from engineio import async_socket
 from engineio import packet as eio_packet
 
 from cyberhub.realtime.direct_socket import DirectSocket, PingScheduler, trim_opened_request
+from cyberhub.realtime.guard import SocketGuard
 from cyberhub.realtime.wsframes import text_frame, write_frame
 
 log = logging.getLogger("cyberhub.direct_socket")
@@ -131,8 +132,9 @@ class PollingUpgrade:
 
     def __init__(self, server: engineio.AsyncServer, handler: tornado.websocket.WebSocketHandler,
                  polling: async_socket.AsyncSocket, pings: PingScheduler, ping_tasks: PingTasks,
-                 environs: dict[str, dict]) -> None:
+                 environs: dict[str, dict], guard: SocketGuard | None) -> None:
         self.server = server
+        self.guard = guard
         self.ping_tasks = ping_tasks
         self.environs = environs
         self.handler: Any = handler
@@ -167,7 +169,7 @@ class PollingUpgrade:
         if polling.closing or polling.closed or server.sockets.get(polling.sid) is not polling:
             self.abandon()  # the session ended during the handshake
             return None
-        direct = DirectSocket(server, polling.sid, self.handler, self.pings)
+        direct = DirectSocket(server, polling.sid, self.handler, self.pings, self.guard)
         direct.session = polling.session
         direct.connected = True
         # Everything queued before this step, in order, then the switch: no
@@ -237,7 +239,10 @@ class PollingUpgrade:
 
 
 def start_upgrade(server: engineio.AsyncServer, handler: Any, pings: PingScheduler, ping_tasks: PingTasks,
-                  environs: dict[str, dict]) -> PollingUpgrade | None:
-    """`environs`: python-socketio's `AsyncServer.environ` ({eio sid: environ})."""
+                  environs: dict[str, dict], guard: SocketGuard | None) -> PollingUpgrade | None:
+    """`environs`: python-socketio's `AsyncServer.environ` ({eio sid: environ});
+    `guard`: the per-client limits' reporter the DirectSocket reports to."""
     polling = upgradable_socket(server, handler)
-    return PollingUpgrade(server, handler, polling, pings, ping_tasks, environs) if polling is not None else None
+    if polling is None:
+        return None
+    return PollingUpgrade(server, handler, polling, pings, ping_tasks, environs, guard)
