@@ -48,13 +48,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cap", type=int, default=0, help="LIVE_FEED_MAX_PER_SECOND for CyberHub (0 = no cap)")
     p.add_argument("--targets", nargs="+", default=["cyberhub", "node"], choices=["cyberhub", "node"])
     p.add_argument("--connect-concurrency", type=int, default=200)
+    p.add_argument("--client", choices=["default", "websocket"], default="default",
+                   help="how clients connect: socket.io-client's default, plain io(url) — polling, then the "
+                        "upgrade, as the frontend does — or transports: ['websocket']")
+    p.add_argument("--storm", type=int, nargs="*", default=[],
+                   help="client counts for the reconnect storm: every connection dropped at once, "
+                        "each client back with the client's default back-off")
     p.add_argument("--label", default="", help="a name for the JSON file")
     p.add_argument("--profile", default=None,
                    help="py-spy raw output file: profiles CyberHub (py-spy record -f raw) during each mixed run")
     p.add_argument("--report", nargs="+", help="only print the tables of these JSON result files")
     args = p.parse_args(argv)
-    if not args.fanout and not args.mixed and not args.report:
-        p.error("give --fanout and/or --mixed")
+    if not args.fanout and not args.mixed and not args.storm and not args.report:
+        p.error("give --fanout, --mixed and/or --storm")
     return args
 
 
@@ -171,6 +177,7 @@ def stalls(values: dict[str, float]) -> dict:
     # A 10 ms probe: a stall of S ms is a lag of at least S − 10 ms, so "no lag over
     # 40 ms" means "no stall over 50 ms" (servers before that probe had no 0.04 bucket).
     lag_le_40 = values.get('cyberhub_event_loop_lag_seconds_bucket{le="0.04"}')
+    lag_le_250 = values.get('cyberhub_event_loop_lag_seconds_bucket{le="0.25"}', 0)
     gc_by_gen = {gen: values.get(f'cyberhub_gc_pause_seconds_count{{generation="{gen}"}}', 0) for gen in "012"}
     gc_over_by_gen = {
         gen: gc_by_gen[gen] - values.get(f'cyberhub_gc_pause_seconds_bucket{{generation="{gen}",le="0.05"}}', 0)
@@ -180,14 +187,24 @@ def stalls(values: dict[str, float]) -> dict:
     worst = max(worst_bucket(values, "cyberhub_gc_pause_seconds", f'generation="{gen}",') for gen in "012")
     lag_worst = worst_bucket(values, "cyberhub_event_loop_lag_seconds")
     return {"gcByGeneration": gc_by_gen, "lagSamples": lag_total, "lagOver50ms": lag_total - lag_le_50,
-            "lagOver40ms": None if lag_le_40 is None else lag_total - lag_le_40, "lagWorstBucketS": lag_worst,
+            "lagOver40ms": None if lag_le_40 is None else lag_total - lag_le_40,
+            "lagOver250ms": lag_total - lag_le_250, "lagWorstBucketS": lag_worst,
             "gcPauses": gc_count,
             "gcOver50ms": gc_over, "gcOver50msByGeneration": gc_over_by_gen, "gcWorstBucketS": worst,
             "fastDeliveries": values.get('cyberhub_socket_deliveries_total{path="fast"}', 0),
             "queuedDeliveries": values.get('cyberhub_socket_deliveries_total{path="queued"}', 0)}
 
 
-async def run_one(target: str, clients: int, args: argparse.Namespace, *, mixed: tuple[int, float] | None) -> dict:
+def client_plan(args: argparse.Namespace, storm: bool) -> dict:
+    """How the generator's clients connect, and the storm if asked for."""
+    plan: dict = {"transports": None if args.client == "default" else ["websocket"]}
+    if storm:
+        plan["storm"] = {"timeoutMs": 120_000}
+    return plan
+
+
+async def run_one(target: str, clients: int, args: argparse.Namespace, *, mixed: tuple[int, float] | None,
+                  storm: bool = False) -> dict:
     openers_n = args.openers if mixed else 0
     if target == "node":
         ref = await start_node()
@@ -195,10 +212,10 @@ async def run_one(target: str, clients: int, args: argparse.Namespace, *, mixed:
             openers = [{"token": f"u{i}", "username": f"u{i}"} for i in range(openers_n)]
             plan = {"base": ref.base, "clients": clients, "serverPid": ref.pid,
                     "connectConcurrency": args.connect_concurrency,
-                    "viewerTokens": [o["token"] for o in openers]}
+                    "viewerTokens": [o["token"] for o in openers], **client_plan(args, storm)}
             if mixed:
                 plan["mixed"] = {"rate": mixed[1], "seconds": args.seconds, "caseId": "", "openers": openers}
-            else:
+            elif not storm:
                 plan["fanout"] = {"rounds": args.rounds, "path": "/api/admin/cases", "token": "admin",
                                   "body": harness.case_body("fanout", 5)}
             await asyncio.sleep(1.0)
@@ -220,10 +237,11 @@ async def run_one(target: str, clients: int, args: argparse.Namespace, *, mixed:
             usernames = [f"opener_{i}" for i in range(openers_n)]
             openers = [{"token": u.token, "username": n} for u, n in zip(users, usernames, strict=True)]
             plan = {"base": server.base, "clients": clients, "serverPid": server.pid, "metricsPath": "/metrics",
-                    "connectConcurrency": args.connect_concurrency, "viewerTokens": [o["token"] for o in openers]}
+                    "connectConcurrency": args.connect_concurrency, "viewerTokens": [o["token"] for o in openers],
+                    **client_plan(args, storm)}
             if mixed:
                 plan["mixed"] = {"rate": mixed[1], "seconds": args.seconds, "caseId": case_id, "openers": openers}
-            else:
+            elif not storm:
                 plan["fanout"] = {"rounds": args.rounds, "path": "/api/admin/cases", "token": admin,
                                   "body": harness.case_body("fanout", 5)}
             await asyncio.sleep(1.0)
@@ -234,6 +252,12 @@ async def run_one(target: str, clients: int, args: argparse.Namespace, *, mixed:
                     "-o", f"{args.profile}.{clients}-{mixed[1]:g}.txt", "-d", str(int(args.seconds + 10)),
                     stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
             result = await (run_mixed(plan) if mixed else run_generator(plan))
+            if storm:  # the loop while every client came back: lag over 250 ms, worst bucket
+                before = stalls(metric_values(result.pop("metricsBeforeStorm", "")))
+                after = stalls(metric_values(result.get("metricsEnd", "")))
+                result["stormLag"] = {"lagOver250ms": after["lagOver250ms"] - before["lagOver250ms"],
+                                      "lagOver40ms": (after["lagOver40ms"] or 0) - (before["lagOver40ms"] or 0),
+                                      "lagWorstBucketS": after["lagWorstBucketS"]}
             connected = stalls(metric_values(result.pop("metricsConnected", "")))
             end = stalls(metric_values(result.pop("metricsEnd", "")))
             # While all clients were connected (from after connecting to the end of the run):
@@ -279,7 +303,8 @@ def print_tables(runs: list[dict]) -> None:
     rows = []
     for r in (x for x in runs if x["kind"] == "fanout"):
         lasts = sorted(x["lastMs"] for x in r["fanout"] if x["lastMs"] is not None)
-        rows.append([r["target"], fmt(r["clients"]), f"{r['connected']:,} ({r['connectSeconds']:.2f} s)",
+        rows.append([f"{r['target']} ({r.get('client', 'websocket')})", fmt(r["clients"]),
+                     f"{r['connected']:,} ({r['connectSeconds']:.2f} s)",
                      fmt(lasts[len(lasts) // 2] if lasts else None),
                      f"{fmt(lasts[0] if lasts else None)}–{fmt(lasts[-1] if lasts else None)}",
                      fmt(min(x["received"] for x in r["fanout"])),
@@ -292,9 +317,22 @@ def print_tables(runs: list[dict]) -> None:
              "loop lag >40 ms / GC >50 ms: connecting; connected"], rows))
         print()
     rows = []
+    for r in (x for x in runs if x["kind"] == "storm"):
+        st, lag = r["storm"], r.get("stormLag")
+        rows.append([r["target"], r.get("client", "websocket"), fmt(r["clients"]),
+                     f"{r['connected']:,} ({r['connectSeconds']:.2f} s)", f"{st['back']}/{r['connected']}",
+                     fmt(st["p50Ms"]), fmt(st["p99Ms"]), fmt(st["allBackMs"]),
+                     "–" if not lag else f"{lag['lagOver250ms']:.0f} / {lag['lagOver40ms']:.0f}"])
+    if rows:
+        print(harness.markdown_table(
+            ["server", "client", "clients", "connected (time)", "back", "back p50 ms", "back p99 ms",
+             "all back ms", "loop lag samples >250 ms / >40 ms during the storm"], rows))
+        print()
+    rows = []
     for r in (x for x in runs if x["kind"] == "mixed"):
         m = r["mixed"]
-        rows.append([r["target"], fmt(r["clients"]), fmt(r["rate"]), "–" if r["cap"] is None else str(r["cap"]),
+        rows.append([f"{r['target']} ({r.get('client', 'websocket')})", fmt(r["clients"]), fmt(r["rate"]),
+                     "–" if r["cap"] is None else str(r["cap"]),
                      f"{m['answered']}/{m['sent']}", fmt(answered_per_second(r), 1), fmt(m["latencyP50"], 1),
                      fmt(m["latencyP99"], 1), fmt(m["feedLagP50"], 1), fmt(m["feedLagP99"], 1),
                      fmt(m["deliveriesMissed"]), stall_cell(r)])
@@ -317,14 +355,21 @@ async def main(argv: list[str] | None = None) -> int:
         for target in args.targets:
             print(f"fan-out: {target}, {n} clients", file=sys.stderr)
             r = await run_one(target, n, args, mixed=None)
-            r.update(kind="fanout", target=target)
+            r.update(kind="fanout", target=target, client=args.client)
             runs.append(r)
     for spec in args.mixed:
         viewers, rate = spec.split(":")
         for target in args.targets:
             print(f"mixed: {target}, {viewers} viewers, {rate}/s", file=sys.stderr)
             r = await run_one(target, int(viewers), args, mixed=(int(viewers), float(rate)))
-            r.update(kind="mixed", target=target, rate=float(rate), cap=args.cap if target == "cyberhub" else None)
+            r.update(kind="mixed", target=target, rate=float(rate), cap=args.cap if target == "cyberhub" else None,
+                     client=args.client)
+            runs.append(r)
+    for n in args.storm:
+        for target in args.targets:
+            print(f"reconnect storm: {target}, {n} clients", file=sys.stderr)
+            r = await run_one(target, n, args, mixed=None, storm=True)
+            r.update(kind="storm", target=target, client=args.client)
             runs.append(r)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"sockets-{time.strftime('%Y%m%dT%H%M%S')}{'-' + args.label if args.label else ''}.json"

@@ -15,6 +15,8 @@
 //   fanout: {rounds: 5, path: "/api/admin/cases", token: "...", body: {...}, timeoutMs: 30000} | null,
 //   mixed: {rate: 20, seconds: 20, caseId: "...", openers: [{token, username}], graceMs: 5000} | null,
 //   separateOpeners: true,         // mixed: print {"ready":true}, then read the openers' result on stdin
+//   storm: {timeoutMs: 120000} | null, // every client's connection dropped at once (a network blip);
+//                                  // each reconnects with socket.io-client's default back-off
 //   role: "openers"                // this process only sends the openings (plan.mixed) and prints
 //                                  // {answerTimes, stats}; bench/socket_bench.py runs both
 // }
@@ -101,9 +103,10 @@ function request(base, method, path, token, body) {
 const state = { fanoutStamps: null, dropsByKey: new Map() };
 
 let transportsOption = { transports: ["websocket"] }; // plan.transports, read below
+let reconnection = false; // true for plan.storm: the client's default back-off
 
 function newClient(base, token) {
-  const socket = io(base, { ...transportsOption, reconnection: false, forceNew: true, timeout: 30000,
+  const socket = io(base, { ...transportsOption, reconnection, forceNew: true, timeout: 30000,
     auth: token ? { token } : undefined });
   socket.dropCounts = new Map();
   socket.on("cases:updated", () => { if (state.fanoutStamps) state.fanoutStamps.push(now()); });
@@ -235,8 +238,43 @@ async function mixed(plan, sockets) {
   return { ...loop.stats, ...feedStats(loop.answerTimes, sockets) };
 }
 
+// storm: wait until every socket is on its final transport, drop every connection at
+// once (engine.close(): to the client a lost connection, so it reconnects with its
+// default back-off: 1 s ± 50 %, doubling, at most 5 s), then time until each is back
+// (connected again and, for the default client, upgraded).
+function settled(socket) {
+  return socket.connected && socket.io.engine && (!transportsOption.transports
+    ? socket.io.engine.transport.name === "websocket" : true);
+}
+
+async function waitAll(sockets, check, timeoutMs) {
+  const deadline = now() + timeoutMs;
+  while (!sockets.every(check) && now() < deadline) await sleep(20);
+  return sockets.filter(check).length;
+}
+
+async function storm(plan, sockets) {
+  const timeoutMs = plan.storm.timeoutMs ?? 120000;
+  const ready = await waitAll(sockets, settled, timeoutMs);
+  const backAt = new Array(sockets.length).fill(null);
+  const t0 = now();
+  sockets.forEach((s, i) => {
+    s.once("disconnect", () => {
+      const onBack = () => { if (settled(s)) { backAt[i] = now() - t0; } else setTimeout(onBack, 10); };
+      s.once("connect", onBack);
+    });
+    s.io.engine.close();
+  });
+  const deadline = now() + timeoutMs;
+  while (backAt.some((t) => t === null) && now() < deadline) await sleep(20);
+  const times = backAt.filter((t) => t !== null);
+  return { readyBefore: ready, back: times.length, lost: sockets.length - times.length,
+    p50Ms: pct(times, 50), p99Ms: pct(times, 99), allBackMs: times.length ? Math.max(...times) : null };
+}
+
 const plan = await readPlan();
 if ("transports" in plan) transportsOption = plan.transports === null ? {} : { transports: plan.transports };
+if (plan.storm) reconnection = true;
 if (plan.role === "openers") {
   process.stdout.write(JSON.stringify(await openLoop(plan)) + "\n");
   agent.destroy();
@@ -257,6 +295,11 @@ if (result.rssBeforeKiB && result.rssConnectedKiB) {
 }
 if (plan.fanout) result.fanout = await fanout(plan, sockets);
 if (plan.mixed) result.mixed = await mixed(plan, sockets);
+if (plan.storm) {
+  if (plan.metricsPath) result.metricsBeforeStorm = (await request(plan.base, "GET", plan.metricsPath)).body;
+  result.storm = await storm(plan, sockets);
+  log(`storm: ${result.storm.back}/${sockets.length} back, all within ${result.storm.allBackMs?.toFixed(0)} ms`);
+}
 result.rssEndKiB = rssKiB(plan.serverPid);
 if (plan.metricsPath) result.metricsEnd = (await request(plan.base, "GET", plan.metricsPath)).body;
 process.stdout.write(JSON.stringify(result) + "\n");

@@ -1,8 +1,9 @@
 """The broadcast fast path (cyberhub/realtime/fanout.py) through real clients: no event
 lost, per-socket order kept, nothing before a client's CONNECT — for idle
-websockets (fast path), websockets with packets still queued, polling clients,
-a socket in the middle of the polling → websocket upgrade, events relayed by
-Redis from another process, and clients that connect during broadcasts.
+websockets (fast path), polling clients, a socket in the middle of the
+polling → websocket upgrade, events relayed by Redis from another process,
+and clients that connect during broadcasts. (An upgraded session becomes a
+DirectSocket; order across that switch: tests/test_socket_upgrade.py.)
 
 Which path an event took is read from the manager's delivery counts (also in
 /metrics as cyberhub_socket_deliveries_total).
@@ -18,9 +19,7 @@ import re
 
 import aiohttp
 import pytest
-from engineio import packet as eio_packet
 
-from cyberhub.realtime import direct_socket
 from tests.support.client import WAIT, Recorder, connect_socket
 from tests.support.process import start_redis
 
@@ -99,41 +98,6 @@ async def test_idle_websocket_events_take_the_fast_path_in_order(live):
         await rec.wait_for("tick", count=20)
         assert ticks(rec) == list(range(20))
         assert counts(live) == (fast + 20, queued)
-    finally:
-        await client.disconnect()
-
-
-async def test_websocket_with_packets_still_queued_keeps_order(live):
-    """A socket upgraded from polling runs on engine.io's queue and writer. A
-    packet is on its queue, not yet written: events emitted now go behind it
-    on the queue, never ahead of it on the wire."""
-    client, rec = await connect_socket(live.base_url, transports=["polling", "websocket"])
-    try:
-        sio = live.services.sio
-        (eio_sid,) = sio.eio.sockets
-
-        sock = sio.eio.sockets[eio_sid]
-        # The client sent UPGRADE before returning from connect(); a message acked
-        # after it has been read after it, so the server has switched to websocket.
-        await client.call("user:identify", {})
-        assert sock.upgraded and type(sock) is not direct_socket.DirectSocket
-        while sock.queue._unfinished_tasks:  # engine.io's writer is flushing (the ack, a ping)
-            await sock.queue.join()
-        fast, queued = counts(live)
-        # Queued by engine.io itself (as it queues CONNECT, acks, pings); its
-        # writer cannot run before the emits below, which do not yield.
-        await sio.eio.send_packet(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, '2["first"]'))
-        assert sio.eio.sockets[eio_sid].queue._unfinished_tasks == 1
-        await sio.emit("second")
-        await sio.emit("third")
-        await rec.wait_for("third")
-        assert rec.names() == ["first", "second", "third"]
-        assert counts(live) == (fast, queued + 2)
-        # Once the queue is written, the next event takes the fast path again.
-        await sio.emit("fourth")
-        await rec.wait_for("fourth")
-        assert rec.names() == ["first", "second", "third", "fourth"]
-        assert counts(live) == (fast + 1, queued + 2)
     finally:
         await client.disconnect()
 
