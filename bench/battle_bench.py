@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lobby", type=int, default=1000, help="sockets that only see the lobby")
     p.add_argument("--rounds", type=int, default=5, help="cases per battle")
     p.add_argument("--round-seconds", type=float, default=1.0)
+    p.add_argument("--client", choices=["default", "websocket"], default="default",
+                   help="how watchers and lobby viewers connect: plain io(url) (polling, then the upgrade) "
+                        "or websocket only")
     p.add_argument("--label", default="", help="a name for the JSON file")
     return p.parse_args(argv)
 
@@ -71,6 +74,7 @@ async def run(args: argparse.Namespace) -> dict:
         seeded = await seed(server, args)
         plan = {"base": server.base, "battles": args.battles, "watchers": args.watchers, "lobby": args.lobby,
                 "rounds": args.rounds, "roundSeconds": args.round_seconds, **seeded,
+                "transports": None if args.client == "default" else ["websocket"],
                 "timeoutMs": int((args.rounds * args.round_seconds + 120) * 1000)}
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(plan, f)

@@ -22,48 +22,22 @@
 // later one, or twice. Only 127.0.0.1 is contacted.
 
 import fs from "node:fs";
-import http from "node:http";
-import { performance } from "node:perf_hooks";
 import { io } from "socket.io-client";
 
-const log = (...a) => console.error(...a);
-// Absolute milliseconds, the clock the server's startedAt is written in (same machine).
-const now = () => performance.timeOrigin + performance.now();
+import { agent, log, now, pct, request as requestText, transportsOf } from "./common.mjs";
 
-function pct(values, p) {
-  if (!values.length) return null;
-  const s = Float64Array.from(values).sort();
-  return s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)];
+// {status, body: parsed JSON (or the text)}
+async function request(base, method, path, token, body) {
+  const res = await requestText(base, method, path, token, body);
+  let json = res.body;
+  try { json = JSON.parse(res.body); } catch { /* not JSON: keep the text */ }
+  return { status: res.status, body: json };
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-function request(base, method, path, token, body) {
-  return new Promise((resolve) => {
-    const url = new URL(path, base);
-    const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
-    const headers = { "Content-Type": "application/json" };
-    if (token) headers.Authorization = `Bearer ${token}`;
-    if (payload) headers["Content-Length"] = payload.length;
-    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method, headers, agent,
-      timeout: 60000 }, (res) => {
-      const chunks = [];
-      res.on("data", (c) => chunks.push(c));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString();
-        let json = null;
-        try { json = JSON.parse(text); } catch { json = text; }
-        resolve({ status: res.statusCode, body: json });
-      });
-    });
-    req.on("error", (e) => resolve({ status: 0, body: String(e) }));
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    if (payload) req.write(payload);
-    req.end();
-  });
-}
+let transportsOption = { transports: ["websocket"] }; // transportsOf(plan), set in main()
 
 function connect(base) {
-  const socket = io(base, { transports: ["websocket"], reconnection: false, forceNew: true, timeout: 30000 });
+  const socket = io(base, { ...transportsOption, reconnection: false, forceNew: true, timeout: 30000 });
   return new Promise((resolve) => {
     socket.once("connect", () => resolve(socket));
     socket.once("connect_error", (e) => { log("connect_error", e.message); socket.close(); resolve(null); });
@@ -85,6 +59,7 @@ async function pool(count, concurrency, job) {
 
 async function main() {
   const plan = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+  transportsOption = transportsOf(plan);
   const cc = plan.connectConcurrency || 200;
   const B = plan.battles;
 

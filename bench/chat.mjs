@@ -21,40 +21,16 @@
 // Only 127.0.0.1 is contacted.
 
 import fs from "node:fs";
-import { performance } from "node:perf_hooks";
 import { io } from "socket.io-client";
 
-const log = (...a) => console.error(...a);
-const now = () => performance.timeOrigin + performance.now(); // the same clock in every process here
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+import { log, now, pct, readLine, sleep, transportsOf } from "./common.mjs";
+
 const PREFIX = "bench message ";
 
-function pct(values, p) {
-  if (!values.length) return null;
-  const s = Float64Array.from(values).sort();
-  return s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)];
-}
-
-function readLine() {
-  return new Promise((resolve) => {
-    let data = "";
-    const onData = (chunk) => {
-      data += chunk;
-      const nl = data.indexOf("\n");
-      if (nl >= 0) {
-        process.stdin.off("data", onData);
-        process.stdin.pause();
-        resolve(data.slice(0, nl));
-      }
-    };
-    process.stdin.setEncoding("utf8");
-    process.stdin.on("data", onData);
-    process.stdin.resume();
-  });
-}
+let transportsOption = { transports: ["websocket"] }; // transportsOf(plan), set below
 
 function connect(base, token, onMessage) {
-  const socket = io(base, { transports: ["websocket"], reconnection: false, forceNew: true, timeout: 30000,
+  const socket = io(base, { ...transportsOption, reconnection: false, forceNew: true, timeout: 30000,
     auth: token ? { token } : undefined });
   if (onMessage) socket.on("chat:message", onMessage);
   return new Promise((resolve) => {
@@ -158,6 +134,7 @@ async function senders(plan) {
 }
 
 const plan = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+transportsOption = transportsOf(plan);
 const result = plan.role === "senders" ? await senders(plan) : await viewers(plan);
 process.stdout.write(JSON.stringify(result) + "\n");
 await sleep(200);

@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--feed-cap", type=int, default=0, help="LIVE_FEED_MAX_PER_SECOND for CyberHub (0 = no cap)")
     p.add_argument("--targets", nargs="+", default=["cyberhub", "node"], choices=["cyberhub", "node"])
     p.add_argument("--connect-concurrency", type=int, default=200)
+    p.add_argument("--client", choices=["default", "websocket"], default="default",
+                   help="how viewers and senders connect: plain io(url) (polling, then the upgrade) or websocket only")
     p.add_argument("--grace-ms", type=int, default=5000, help="wait for late deliveries after the last ack")
     p.add_argument("--label", default="")
     return p.parse_args(argv)
@@ -66,6 +68,10 @@ def _write_plan(plan: dict) -> str:
 
 def _remove(path: str) -> None:
     Path(path).unlink(missing_ok=True)
+
+
+def client_option(args: argparse.Namespace) -> dict:
+    return {"transports": None if args.client == "default" else ["websocket"]}
 
 
 async def node_process(plan: dict, plans: list[str]) -> asyncio.subprocess.Process:
@@ -88,7 +94,8 @@ async def drive(base: str, viewers: int, rate: float, tokens: list[str], args: a
     """Viewers, then senders and (optionally) openers at the same time; the viewers' figures."""
     plans: list[str] = []
     watcher = await node_process({"base": base, "role": "viewers", "clients": viewers, "probes": args.probes,
-                                  "connectConcurrency": args.connect_concurrency, "graceMs": args.grace_ms}, plans)
+                                  "connectConcurrency": args.connect_concurrency, "graceMs": args.grace_ms,
+                                  **client_option(args)}, plans)
     procs = [watcher]
     try:
         if await last_line(watcher) != {"ready": True}:
@@ -97,7 +104,8 @@ async def drive(base: str, viewers: int, rate: float, tokens: list[str], args: a
         jobs = []
         if rate > 0:
             sender = await node_process({"base": base, "role": "senders", "tokens": tokens, "rate": rate,
-                                         "seconds": args.seconds, "connectConcurrency": 50}, plans)
+                                         "seconds": args.seconds, "connectConcurrency": 50,
+                                         **client_option(args)}, plans)
             procs.append(sender)
             jobs.append(last_line(sender))
         if openings:

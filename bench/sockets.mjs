@@ -32,21 +32,9 @@
 // matched to its opening by username and order. Only 127.0.0.1 is contacted.
 
 import fs from "node:fs";
-import http from "node:http";
-import { performance } from "node:perf_hooks";
 import { io } from "socket.io-client";
 
-const log = (...a) => console.error(...a);
-// Absolute milliseconds (the same clock in every process on this machine):
-// the viewers and the openers run in separate processes (see below).
-const now = () => performance.timeOrigin + performance.now();
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function pct(values, p) {
-  if (!values.length) return null;
-  const s = Float64Array.from(values).sort();
-  return s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)];
-}
+import { agent, log, now, pct, readLine, request, sleep, transportsOf } from "./common.mjs";
 
 function rssKiB(pid) {
   if (!pid) return null;
@@ -61,48 +49,9 @@ async function readPlan() {
   return JSON.parse(data);
 }
 
-function readLine() {
-  return new Promise((resolve) => {
-    let data = "";
-    const onData = (chunk) => {
-      data += chunk;
-      const nl = data.indexOf("\n");
-      if (nl >= 0) {
-        process.stdin.off("data", onData);
-        process.stdin.pause();
-        resolve(data.slice(0, nl));
-      }
-    };
-    process.stdin.setEncoding("utf8");
-    process.stdin.on("data", onData);
-    process.stdin.resume();
-  });
-}
-
-const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-function request(base, method, path, token, body) {
-  return new Promise((resolve) => {
-    const url = new URL(path, base);
-    const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
-    const headers = { "Content-Type": "application/json" };
-    if (token) headers.Authorization = `Bearer ${token}`;
-    if (payload) headers["Content-Length"] = payload.length;
-    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method, headers, agent,
-      timeout: 60000 }, (res) => {
-      const chunks = [];
-      res.on("data", (c) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on("error", (e) => resolve({ status: 0, body: String(e) }));
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    if (payload) req.write(payload);
-    req.end();
-  });
-}
-
 const state = { fanoutStamps: null, dropsByKey: new Map() };
 
-let transportsOption = { transports: ["websocket"] }; // plan.transports, read below
+let transportsOption = { transports: ["websocket"] }; // transportsOf(plan), set below
 let reconnection = false; // true for plan.storm: the client's default back-off
 
 function newClient(base, token) {
@@ -273,7 +222,7 @@ async function storm(plan, sockets) {
 }
 
 const plan = await readPlan();
-if ("transports" in plan) transportsOption = plan.transports === null ? {} : { transports: plan.transports };
+transportsOption = transportsOf(plan);
 if (plan.storm) reconnection = true;
 if (plan.role === "openers") {
   process.stdout.write(JSON.stringify(await openLoop(plan)) + "\n");
