@@ -188,6 +188,15 @@ async def test_a_hit_given_back_frees_its_slot_in_redis(redis):
             await limiter.hit("rule", "k")
         await limiter.give_back("rule", "other")  # nothing counted there: a no-op
         assert limiter.fallback_checks == 0  # Redis answered every call
+        # Redis gone: hits go to this process's own counters, and so does a give-back.
+        assert await redis.stop() == 0
+        await limiter.hit("rule", "k")
+        await limiter.hit("rule", "k")
+        await limiter.give_back("rule", "k")
+        await limiter.hit("rule", "k")
+        with pytest.raises(RateLimited):
+            await limiter.hit("rule", "k")
+        assert limiter.fallback_checks >= 4
     finally:
         await limiter.storage.bridge.get_connection().aclose()
 
