@@ -4,15 +4,20 @@ mutes and removals from the back office, the site-wide slow mode."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import types
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 import limits.aio.storage.memory
 import pytest
 
 from cyberhub.accounts import suspension
+from cyberhub.platform.errors import RateLimited
+from cyberhub.platform.ratelimit import RateLimiter
 from tests.support.client import connect_socket
+from tests.support.process import Process, start_redis
 from tests.test_economy import funded_user
 
 
@@ -23,6 +28,14 @@ def frozen_clock(monkeypatch):
     clock = types.SimpleNamespace(now=time.time())  # from now on, the limits' time stands still
     monkeypatch.setattr(limits.aio.storage.memory, "time", types.SimpleNamespace(time=lambda: clock.now))
     return clock
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Process]:
+    """A real redis-server: the limits' calls then really yield, as in production."""
+    server = await start_redis()
+    yield server
+    await server.stop()
 
 
 async def chatter(live, name: str, amount: int = 0):
@@ -144,6 +157,50 @@ async def test_per_user_limit_and_slow_mode_count_only_admitted_messages(live, f
         await bob.disconnect()
 
 
+async def test_concurrent_sends_of_one_user_keep_his_limit_and_take_no_site_slot(start_live, redis):
+    # Review finding 3: a check, then an await, then the count let every one of
+    # a burst pass the per-user check and take a slot of the site's second.
+    live = await start_live(redis_url=f"redis://127.0.0.1:{redis.port}/0", rate_limit_chat_per_user="2/minute",
+                            chat_max_per_second=3)
+    _, _, alice, _ = await chatter(live, "burster")
+    _, _, bob, _ = await chatter(live, "bystander")
+    try:
+        acks = await asyncio.gather(*(send(alice, f"burst {n}") for n in range(10)))
+        codes = sorted("ok" if ack["success"] else ack["code"] for ack in acks)
+        assert codes == ["ok"] * 2 + ["rate_limited"] * 8, acks
+        # Her refused eight took none of the site's three: Bob's message goes out.
+        assert (await send(bob, "my turn"))["success"] is True
+        assert live.services.limiter.refusals["chat_per_user"] == 8  # every refusal counted
+        assert len(await history(live)) == 3
+    finally:
+        await alice.disconnect()
+        await bob.disconnect()
+
+
+async def test_a_hit_given_back_frees_its_slot_in_redis(redis):
+    limiter = RateLimiter({"rule": "2/minute"}, redis_url=f"redis://127.0.0.1:{redis.port}/0")
+    try:
+        await limiter.hit("rule", "k")
+        await limiter.hit("rule", "k")
+        await limiter.give_back("rule", "k")
+        await limiter.hit("rule", "k")  # the slot given back
+        with pytest.raises(RateLimited):
+            await limiter.hit("rule", "k")
+        await limiter.give_back("rule", "other")  # nothing counted there: a no-op
+        assert limiter.fallback_checks == 0  # Redis answered every call
+        # Redis gone: hits go to this process's own counters, and so does a give-back.
+        assert await redis.stop() == 0
+        await limiter.hit("rule", "k")
+        await limiter.hit("rule", "k")
+        await limiter.give_back("rule", "k")
+        await limiter.hit("rule", "k")
+        with pytest.raises(RateLimited):
+            await limiter.hit("rule", "k")
+        assert limiter.fallback_checks >= 4
+    finally:
+        await limiter.storage.bridge.get_connection().aclose()
+
+
 @pytest.mark.parametrize("settings_overrides", [{"chat_max_per_second": 0}])
 async def test_zero_turns_slow_mode_off(live, frozen_clock):
     _, _, client, _ = await chatter(live, "flooder")
@@ -190,6 +247,29 @@ async def test_the_history_keeps_the_last_history_size_messages(live):
         assert await live.db.chat_messages.count_documents({}) == 3
     finally:
         await client.disconnect()
+
+
+@pytest.mark.parametrize("settings_overrides", [{"chat_history_size": 2, "chat_max_per_second": 0}])
+async def test_concurrent_messages_never_leave_more_than_history_size(live):
+    # Review finding 9: an insert landing after the delete meant for it (the
+    # chaos store yields at every call, so the sends really interleave).
+    clients = [(await chatter(live, f"crowd{n}"))[2] for n in range(4)]
+    try:
+        for burst in range(3):
+            acks = await asyncio.gather(*(send(c, f"{burst}-{i}-{n}") for i, c in enumerate(clients) for n in range(5)))
+            assert all(ack["success"] for ack in acks), acks
+            newest = sorted(int(ack["message"]["id"]) for ack in acks)[-2:]
+            assert await live.db.chat_messages.count_documents({}) == 2
+            assert [int(m["id"]) for m in await history(live, 100)] == newest
+    finally:
+        for client in clients:
+            await client.disconnect()
+
+
+async def test_the_counter_exists_from_start_up(live):
+    # Created before the first message, so concurrent first messages never race
+    # its upsert (a DuplicateKeyError on MongoDB).
+    assert await live.db.chat_state.find_one({"_id": "seq"}) == {"_id": "seq", "value": 0}
 
 
 async def test_history_limit_is_validated(live):

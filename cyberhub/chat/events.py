@@ -119,22 +119,24 @@ class Chat:
         await self._admit(user["_id"])
         doc = await messages.store(self.db, user_id=user["_id"], username=user["username"], text=text,
                                    history_size=self.config.history_size)
-        message = {**messages.public_message(doc), "createdAt": messages.created_iso(doc)}
+        message = messages.public_message(doc)
         self.broadcast("chat:message", message)
         return message
 
     async def _admit(self, user_id: str) -> None:
         """The per-user limit, then the site-wide one; only an admitted message
-        is counted (a refused one uses up neither)."""
-        if not await self.limiter.allows(USER_RULE, user_id):
-            raise RateLimited(self.limiter.rules[USER_RULE].message)
-        if self.site is not None:
-            try:
-                await self.site.hit(SITE_RULE, SITE_KEY)
-            except RateLimited:
-                wait = await self.site.retry_after_seconds(SITE_RULE, SITE_KEY)
-                raise SlowMode(max(1, round(wait * 1000))) from None
-        await self.limiter.hit(USER_RULE, user_id)
+        is counted. The user's hit comes first and is atomic (a check, then a
+        count after an await, let concurrent sends all pass); a message the
+        site then refuses gives that hit back."""
+        await self.limiter.hit(USER_RULE, user_id)  # raises (and counts the refusal) when over
+        if self.site is None:
+            return
+        try:
+            await self.site.hit(SITE_RULE, SITE_KEY)
+        except RateLimited:
+            await self.limiter.give_back(USER_RULE, user_id)
+            wait = await self.site.retry_after_seconds(SITE_RULE, SITE_KEY)
+            raise SlowMode(max(1, round(wait * 1000))) from None
 
     # --- broadcasts -------------------------------------------------------------------------
     def broadcast(self, event: str, data: dict) -> None:

@@ -2,24 +2,27 @@
 
 History without scans: every message takes the next number of one counter
 (`chat_state`, `_id: "seq"`, an atomic `$inc`, shared by every process), and
-its `_id` is that number zero-padded, so ids sort in sending order. Storing
-message n deletes message n − CHAT_HISTORY_SIZE by its `_id` (the primary
-key on MongoDB and on the embedded store alike): the history never holds
-more than CHAT_HISTORY_SIZE messages and no call reads more than it returns.
+its `_id` is that number zero-padded, so ids sort in sending order. Storing a
+message, once inserted, deletes every `_id` up to the counter's value less
+CHAT_HISTORY_SIZE (a range of the primary key, on MongoDB and on the embedded
+store alike, usually one document): once concurrent sends settle the history
+holds no more than CHAT_HISTORY_SIZE messages, and no call reads more than it
+returns.
 The public id is the number without its padding.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from datetime import datetime
 from typing import Any
 
+from cyberhub.chat.models import iso
 from cyberhub.platform.errors import BadRequest
-from cyberhub.platform.ids import as_utc, now
+from cyberhub.platform.ids import now
 from cyberhub.platform.models import WHITE_SPACE
 from cyberhub.platform.text import is_readable
-from cyberhub.store.db import Database, ReturnDocument
+from cyberhub.store.db import Database, DuplicateKeyError, ReturnDocument
 
 ID_DIGITS = 15  # zero-padded _id: string order is number order
 PUBLIC_ID = re.compile(r"[1-9][0-9]{0,14}")
@@ -75,25 +78,33 @@ def stored_id(public_id: str) -> str | None:
 
 def public_message(doc: dict) -> dict:
     return {"id": doc["_id"].lstrip("0"), "userId": doc["userId"], "username": doc["username"],
-            "text": doc["text"], "createdAt": as_utc(doc["createdAt"])}
+            "text": doc["text"], "createdAt": iso(doc["createdAt"])}
 
 
 async def store(db: Database, *, user_id: str, username: str, text: str, history_size: int) -> dict:
-    """Stores one message and drops the one that falls out of the history."""
+    """Stores one message and drops what fell out of the history."""
+    # The counter exists from start-up (`trim_history`), so this never inserts
+    # it: concurrent first messages cannot race an upsert (DuplicateKeyError).
     counter = await db.chat_state.find_one_and_update(
         {"_id": "seq"}, {"$inc": {"value": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
-    seq = counter["value"]
-    doc = {"_id": str(seq).zfill(ID_DIGITS), "userId": user_id, "username": username, "text": text,
+    doc = {"_id": str(counter["value"]).zfill(ID_DIGITS), "userId": user_id, "username": username, "text": text,
            "createdAt": now()}
     await db.chat_messages.insert_one(doc)
-    if seq > history_size:
-        await db.chat_messages.delete_one({"_id": str(seq - history_size).zfill(ID_DIGITS)})
+    # After the insert, a range up to the counter as it is now, not one _id by
+    # our own number: an earlier message whose insert lands after a later
+    # message's delete is then dropped by its own delete (or by a later one),
+    # so once the sends settle no more than `history_size` messages remain.
+    latest = await db.chat_state.find_one({"_id": "seq"})
+    if latest and latest["value"] > history_size:
+        await db.chat_messages.delete_many({"_id": {"$lte": str(latest["value"] - history_size).zfill(ID_DIGITS)}})
     return doc
 
 
 async def trim_history(db: Database, history_size: int) -> None:
-    """At start-up: drop what a larger CHAT_HISTORY_SIZE of an earlier run kept
-    (a range of the primary key; per message, `store` drops one by its key)."""
+    """At start-up: create the counter, and drop what a larger
+    CHAT_HISTORY_SIZE of an earlier run kept (a range of the primary key)."""
+    with contextlib.suppress(DuplicateKeyError):  # another process starting at once created it
+        await db.chat_state.update_one({"_id": "seq"}, {"$setOnInsert": {"value": 0}}, upsert=True)
     counter = await db.chat_state.find_one({"_id": "seq"})
     if counter and counter["value"] > history_size:
         await db.chat_messages.delete_many({"_id": {"$lte": str(counter["value"] - history_size).zfill(ID_DIGITS)}})
@@ -113,8 +124,3 @@ async def remove(db: Database, public_id: str) -> dict | None:
         return None
     return await db.chat_messages.find_one_and_delete({"_id": key})
 
-
-def created_iso(doc: dict) -> str:
-    created = as_utc(doc["createdAt"])
-    assert isinstance(created, datetime)
-    return created.isoformat().replace("+00:00", "Z")

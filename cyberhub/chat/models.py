@@ -7,10 +7,20 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
+from cyberhub.platform.ids import as_utc
 from cyberhub.platform.models import WHITE_SPACE, Envelope, PublicModel, RequestModel, WholeNumber
 from cyberhub.platform.text import FORBIDDEN_CHARACTERS
 
 MAX_MUTE_MINUTES = 525_600  # one year
+
+
+def iso(value: datetime) -> str:
+    """ISO-8601 UTC with a Z, the chat's one time format on the wire (stored
+    datetimes come back naive: they are UTC)."""
+    utc = as_utc(value)
+    assert utc is not None
+    return utc.isoformat().replace("+00:00", "Z")
+
 
 # 1–500 characters, at least one not white space, no control or bidi-control
 # character (cyberhub/platform/text.py) — one pattern, so the OpenAPI document

@@ -12,6 +12,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from cyberhub.chat.models import iso
 from cyberhub.platform.errors import Forbidden, NotFound
 from cyberhub.platform.ids import as_utc, now
 from cyberhub.store.db import Database, ReturnDocument
@@ -28,13 +29,6 @@ class Muted(Forbidden):
 
     def envelope(self) -> dict:
         return {**super().envelope(), "until": iso(self.until)}
-
-
-def iso(value: datetime) -> str:
-    """ISO-8601 UTC with a Z (stored datetimes come back naive: they are UTC)."""
-    utc = as_utc(value)
-    assert utc is not None
-    return utc.isoformat().replace("+00:00", "Z")
 
 
 def check_not_muted(user: dict, at: datetime | None = None) -> None:

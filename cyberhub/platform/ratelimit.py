@@ -48,7 +48,8 @@ class RateLimiter:
         )
         self._limiter = MovingWindowRateLimiter(self.storage)
         # Per-process counters used only while the shared store fails.
-        self._fallback = MovingWindowRateLimiter(MemoryStorage()) if redis_url else None
+        self._fallback_storage = MemoryStorage()
+        self._fallback = MovingWindowRateLimiter(self._fallback_storage) if redis_url else None
         self._last_warning = 0.0
         self.enabled = enabled
         self.rules = {name: Rule(name, parse(spec), f"Too many requests ({spec})") for name, spec in rules.items()}
@@ -72,6 +73,21 @@ class RateLimiter:
         rule = self.rules[rule_name]
         allowed, _ = await self._ask("test", rule, key)
         return allowed
+
+    async def give_back(self, rule_name: str, key: str) -> None:
+        """Uncount one event `hit` counted: for an event a later check refused
+        (a refused event must use up no limit). Counting first and giving back
+        is what keeps concurrent events from all passing a check-then-count."""
+        if not self.enabled:
+            return
+        rule = self.rules[rule_name]
+        window = rule.limit.key_for(rule.name, key)
+        try:
+            await _drop_newest(self.storage, window)
+        except Exception as exc:  # counters unavailable: the hit went to the fallback
+            self._warn(exc)
+            if self._fallback is not None:
+                await _drop_newest(self._fallback_storage, window)
 
     async def _enforce(self, rule_name: str, key: str, method: str, *, refuse: bool) -> None:
         if not self.enabled:
@@ -122,3 +138,16 @@ class RateLimiter:
             return max(0.0, stats.reset_time - time.time())
         except Exception:  # the store went away between the check and this: the window's length
             return float(rule.limit.get_expiry())
+
+
+async def _drop_newest(storage: Storage, window: str) -> None:
+    """Removes the newest entry of a moving window. `limits` has no call for
+    it, so this reads its two stores' layouts (a list, newest first, in both;
+    tests/test_chat.py covers both)."""
+    if isinstance(storage, MemoryStorage):
+        entries = storage.events.get(window)
+        if entries:
+            entries.pop(0)
+    elif isinstance(storage, RedisStorage):
+        bridge = storage.bridge
+        await bridge.get_connection().lpop(bridge.prefixed_key(window))
