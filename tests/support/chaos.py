@@ -6,6 +6,8 @@
 - A fault plan can make the N-th write (counted from `arm()`) fail, either
   before it reaches the store or after it was applied (the reply "lost").
 - `down = True` makes every call fail as if the server were unreachable.
+- `hold(collection, method)` stalls the next such call before it reaches the
+  store until `resume()`: a request stuck in the network, deterministically.
 
 The application code runs unchanged on top of it; only the store is wrapped.
 """
@@ -43,6 +45,17 @@ class Chaos:
     calls: list[tuple[str, str]] = field(default_factory=list)  # every call since arm(), reads too
     armed: bool = False
     tripped: bool = False
+    held_call: tuple[str, str] | None = None
+    holding: asyncio.Event = field(default_factory=asyncio.Event)  # set once the held call is waiting
+    _resume: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def hold(self, collection: str, method: str) -> None:
+        self.held_call = (collection, method)
+        self.holding.clear()
+        self._resume.clear()
+
+    def resume(self) -> None:
+        self._resume.set()
 
     def arm(self, fail_write: int | None = None, *, after_apply: bool = False) -> None:
         self.writes.clear()
@@ -63,6 +76,10 @@ class Chaos:
                 await asyncio.sleep(0)
         if self.down:
             raise ServerSelectionTimeoutError("test: the store is down")
+        if self.held_call == (collection, method):
+            self.held_call = None
+            self.holding.set()
+            await self._resume.wait()
         if self.armed:
             self.calls.append((collection, method))
         if not self.armed or method not in WRITES:
