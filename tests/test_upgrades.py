@@ -256,6 +256,24 @@ async def test_one_item_staked_by_many_upgrades_at_once_is_used_once(live):
     await assert_money_invariants(live.db)
 
 
+async def test_items_are_staked_in_one_order_whatever_the_request_order(live):
+    """Two upgrades staking the same items in opposite order must take them in
+    the same order, or on a real MongoDB each can hold half of the other's
+    items and both give up, again and again. The answer keeps the request's order."""
+    fodder = await create_case(live, FODDER)
+    token, _, items = await player_with_items(live, "orderly", 3, fodder)
+    targets = await create_case(live, target_case(1000))
+    asked = sorted(items, reverse=True)
+    live.chaos.arm()
+    reply = await live.api.post("/api/upgrades", {"itemIds": asked, "caseId": targets["id"],
+                                                  "targetItemId": targets["items"][0]["id"]}, token=token)
+    stakes = [args[0] for name, method, args in live.chaos.write_args if (name, method) == ("inventory", "update_many")]
+    live.chaos.disarm()
+    assert reply.status == 200, reply
+    assert reply.body["upgrade"]["itemIds"] == asked
+    assert stakes and stakes[0]["_id"]["$in"] == sorted(items), stakes
+
+
 async def test_staking_and_selling_one_item_at_once_uses_it_once(live):
     fodder = await create_case(live, FODDER)
     token, user_id, items = await player_with_items(live, "doubler", 12, fodder)

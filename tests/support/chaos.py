@@ -43,6 +43,7 @@ class Chaos:
     fail_after_apply: bool = False  # fail after the write took effect (reply lost)
     writes: list[tuple[str, str]] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)  # every call since arm(), reads too
+    write_args: list[tuple[str, str, tuple]] = field(default_factory=list)  # (collection, method, args) since arm()
     armed: bool = False
     tripped: bool = False
     held_call: tuple[str, str] | None = None
@@ -60,6 +61,7 @@ class Chaos:
     def arm(self, fail_write: int | None = None, *, after_apply: bool = False) -> None:
         self.writes.clear()
         self.calls.clear()
+        self.write_args.clear()
         self.armed = True
         self.tripped = False
         self.fail_write = fail_write
@@ -123,6 +125,8 @@ class ChaosCollection:
         if attr in WRITES | READS | ADMIN:
             async def call(*args: Any, **kwargs: Any) -> Any:
                 fail_after = await self._chaos.before(self._name, attr)
+                if self._chaos.armed and attr in WRITES:
+                    self._chaos.write_args.append((self._name, attr, args))
                 result = await target(*args, **kwargs)
                 if fail_after:
                     raise InjectedFault(f"test: reply lost after {self._name}.{attr}")
