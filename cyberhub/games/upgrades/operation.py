@@ -15,7 +15,7 @@ One recorded, recoverable operation (docs/MONEY.md, kind "upgrade"):
      id) and a ledger entry (delta 0, reason "upgrade": no balance moves, but
      the marker of step 3 has its entry like every other), then close.
 Recovery: first, one atomic update of the user either finds the marker of
-step 3 or puts an abort marker there (wallet.abort), which step 3's guard
+step 3 or puts the id in `abortedOps` (wallet.abort), which step 3's filter
 refuses. Marker or ledger entry → finish step 4 from the plan; aborted →
 release the items this operation took and discard it (nothing happened). So a
 live request whose step 3 stalled past the recovery grace cannot land it
