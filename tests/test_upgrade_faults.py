@@ -6,6 +6,8 @@ retry does not use the items twice. As tests/test_faults.py does for openings.""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from cyberhub.server import recovery
@@ -98,3 +100,31 @@ async def test_restart_finishes_an_upgrade_interrupted_after_its_nonce_moved(sta
     await assert_money_invariants(second.db)
     items = (await second.api.get("/api/inventory", token=ctx["token"])).body["items"]
     assert {i["status"] for i in items if i["id"] in ctx["items"]} == {"upgraded"}
+
+
+async def test_recovery_undoing_an_upgrade_refuses_its_late_nonce_move(live):
+    """The live request stakes its items, its nonce move stalls past the grace;
+    recovery undoes the upgrade (items owned again); then the stalled move
+    reaches the store. It must be refused: no won item, no record, the nonce
+    unmoved, the player answered 503 — not the items back and the prize too."""
+    ctx = await _prepare(live, 0, {})
+    live.chaos.hold("users", "find_one_and_update")  # the nonce move, step 3
+    request = asyncio.ensure_future(_act(live, ctx, False))
+    await live.chaos.holding.wait()
+    assert await live.db.inventory.count_documents({"_id": {"$in": ctx["items"]}, "status": "upgraded"}) == 2
+
+    await recovery.recover(live.db, grace_seconds=0)
+    assert await live.db.operations.count_documents({"kind": "upgrade", "userId": ctx["user_id"]}) == 0
+    live.chaos.resume()
+    reply = await request
+
+    assert reply.status == 503 and reply.body["code"] == "operation_timeout", reply
+    statuses = [d["status"] for d in await live.db.inventory.find({"_id": {"$in": ctx["items"]}}).to_list(None)]
+    assert statuses == ["owned", "owned"]
+    assert await live.db.inventory.count_documents({"source": "upgrade", "userId": ctx["user_id"]}) == 0
+    assert await live.db.upgrades.count_documents({"userId": ctx["user_id"]}) == 0
+    assert (await live.db.users.find_one({"_id": ctx["user_id"]}))["fair"]["nonce"] == ctx["nonce"]
+    await assert_money_invariants(live.db)
+    # The player can upgrade those items again at once.
+    assert (await _act(live, ctx, False)).status == 200
+    await assert_money_invariants(live.db)

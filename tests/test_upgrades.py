@@ -218,6 +218,35 @@ async def test_chance_is_capped_and_settings_apply(live):
     assert reply.status == 200 and reply.body["upgrade"]["chance"] == 0.5  # 200·0.8/201 capped at 0.5
 
 
+async def test_upgrade_new_and_drop_new_share_one_live_feed_window(start_live):
+    """LIVE_FEED_MAX_PER_SECOND caps the public feed as a whole: with a cap of 1
+    and the feed's clock stopped, a drop:new takes the window, so the next
+    upgrade:new waits (not a second broadcast in that second) and goes out
+    when the window moves on."""
+    live = await start_live(live_feed_max_per_second=1)
+    now = [1000.0]
+    live.services.notifier.feed.clock = lambda: now[0]
+    viewer, seen = await connect_socket(live.base_url)
+    try:
+        fodder = await create_case(live, FODDER)
+        token, _, items = await player_with_items(live, "feedsharer", 1, fodder)  # its drop:new takes the slot
+        targets = await create_case(live, target_case(1000))
+        reply = await live.api.post("/api/upgrades", {"itemIds": items, "caseId": targets["id"],
+                                                      "targetItemId": targets["items"][0]["id"]}, token=token)
+        assert reply.status == 200, reply
+        await create_case(live, target_case(3000))  # a broadcast after the upgrade's, in emit order
+        await seen.wait_for("cases:updated", count=3)
+        assert len(seen.of("drop:new")) == 1
+        assert seen.of("upgrade:new") == [], "upgrade:new went out in a window drop:new had filled"
+
+        now[0] += 1.0  # the window moves on: the waiting upgrade takes the free slot
+        feed = (await seen.wait_for("upgrade:new"))[0]
+        assert feed["username"] == "feedsharer" and feed["item"]["price"] == 1000
+        assert len(seen.of("drop:new")) == 1
+    finally:
+        await viewer.disconnect()
+
+
 async def test_idempotent_retry_returns_the_first_result_once(live):
     fodder = await create_case(live, FODDER)
     token, user_id, items = await player_with_items(live, "retrier", 2, fodder)
@@ -254,6 +283,24 @@ async def test_one_item_staked_by_many_upgrades_at_once_is_used_once(live):
     nonces = sorted(r.body["upgrade"]["fair"]["nonce"] for r in wins)
     assert nonces == list(range(3, 3 + len(wins))), "nonce skipped or reused"
     await assert_money_invariants(live.db)
+
+
+async def test_items_are_staked_in_one_order_whatever_the_request_order(live):
+    """Two upgrades staking the same items in opposite order must take them in
+    the same order, or on a real MongoDB each can hold half of the other's
+    items and both give up, again and again. The answer keeps the request's order."""
+    fodder = await create_case(live, FODDER)
+    token, _, items = await player_with_items(live, "orderly", 3, fodder)
+    targets = await create_case(live, target_case(1000))
+    asked = sorted(items, reverse=True)
+    live.chaos.arm()
+    reply = await live.api.post("/api/upgrades", {"itemIds": asked, "caseId": targets["id"],
+                                                  "targetItemId": targets["items"][0]["id"]}, token=token)
+    stakes = [args[0] for name, method, args in live.chaos.write_args if (name, method) == ("inventory", "update_many")]
+    live.chaos.disarm()
+    assert reply.status == 200, reply
+    assert reply.body["upgrade"]["itemIds"] == asked
+    assert stakes and stakes[0]["_id"]["$in"] == sorted(items), stakes
 
 
 async def test_staking_and_selling_one_item_at_once_uses_it_once(live):

@@ -7,6 +7,8 @@ is never removed (the list keeps the last APPLIED_MEMORY ids), so however many
 actors — a live request, recovery passes in several processes — try to apply
 the same operation at once, exactly one succeeds. Every change gets a ledger
 entry whose `_id` is the operation id, so writing it twice is harmless.
+Recovery that undoes an operation first aborts it (`abort`): its id goes in
+`abortedOps`, which `move` also refuses, so a late move cannot land after.
 Invariant: balance == Σ ledger deltas once no operation is pending.
 """
 
@@ -35,7 +37,8 @@ async def move(
     None when refused (funds, already applied, or `guard` no longer holds).
     `also_set` is written in the same atomic update (e.g. the amount a
     variable move decided on, for whoever finds it applied later)."""
-    flt: dict = {"_id": user_id, "appliedOps": {"$ne": op_id}}
+    # Refused as well once recovery aborted the operation (see `abort`).
+    flt: dict = {"_id": user_id, "appliedOps": {"$ne": op_id}, "abortedOps": {"$ne": op_id}}
     if delta < 0:
         flt["balance"] = {"$gte": -delta}
     flt.update(guard or {})
@@ -67,6 +70,27 @@ async def is_applied(db: Database, *, user_id: str, op_id: str) -> bool:
     if await db.users.find_one({"_id": user_id, "appliedOps": op_id}, projection={"_id": 1}) is not None:
         return True
     return await db.ledger.find_one({"_id": op_id}, projection={"_id": 1}) is not None
+
+
+async def abort(db: Database, *, user_id: str, op_id: str) -> bool:
+    """Make sure the move of `op_id` never happens, unless it already did:
+    one atomic update, only while `appliedOps` lacks the id, puts it in
+    `abortedOps` (kept as long), and `move` refuses an id found there.
+    True: the move did not and now cannot happen (aborted now or before), so
+    undoing is safe even while a stalled live request's move is in flight;
+    False: it happened. Why: `is_applied`'s "no" can change a moment later."""
+    if await db.ledger.find_one({"_id": op_id}, projection={"_id": 1}) is not None:
+        return False  # applied long ago: its marker may have left the list
+    marked = await db.users.update_one(
+        {"_id": user_id, "appliedOps": {"$ne": op_id}, "abortedOps": {"$ne": op_id}},
+        {"$push": {"abortedOps": {"$each": [op_id], "$slice": -APPLIED_MEMORY}}})
+    if marked.matched_count:
+        return True
+    return not await is_applied(db, user_id=user_id, op_id=op_id)
+
+
+async def is_aborted(db: Database, *, user_id: str, op_id: str) -> bool:
+    return await db.users.find_one({"_id": user_id, "abortedOps": op_id}, projection={"_id": 1}) is not None
 
 
 async def credit_once(db: Database, *, user_id: str, op_id: str, amount: int, reason: str, ref_id: str) -> None:

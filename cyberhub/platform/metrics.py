@@ -57,7 +57,7 @@ class Metrics:
         self.recovery_actions = Counter("cyberhub_recovery_actions_total",
                                         "Interrupted operations repaired by recovery", ["action"], registry=r)
         self.live_feed_skipped = Counter("cyberhub_live_feed_skipped_total",
-                                         "drop:new broadcasts skipped by LIVE_FEED_MAX_PER_SECOND", registry=r)
+                                         "Feed broadcasts skipped by LIVE_FEED_MAX_PER_SECOND", registry=r)
         self.loop_lag = Histogram("cyberhub_event_loop_lag_seconds",
                                   "How late the event loop ran a 10 ms timer (a stall of S s: at least S - 0.01 s)",
                                   registry=r, buckets=PAUSE_BUCKETS)

@@ -1,19 +1,22 @@
-"""The public live feed (`drop:new`) with a cap: LIVE_FEED_MAX_PER_SECOND.
+"""The public live feed (`drop:new`, `upgrade:new`) with one cap:
+LIVE_FEED_MAX_PER_SECOND.
 
-Every `drop:new` is a broadcast to every socket, so the opening rate times the
-cost of a broadcast is what the feed costs. The cap bounds it:
+Every feed event is a broadcast to every socket, so the rate of openings and
+upgrades times the cost of a broadcast is what the feed costs. The cap bounds
+it, over both kinds together (one window: the cap is the feed's total):
 
 - at most `max_per_second` broadcasts in any one-second window (sliding);
 - while below that, every drop is broadcast at once, unchanged;
 - above it, drops wait as candidates: whenever the window allows one more
-  broadcast, the most valuable candidate (item price; the earlier one on a
-  tie) is sent and the other candidates are skipped — the feed shows the
+  broadcast, the most valuable candidate (item price — a drop's item, an
+  upgrade's target — whichever its kind; the earlier one on a tie) is sent
+  and the other candidates are skipped — the feed shows the
   best of each interval, never a backlog of stale drops;
 - 0 = no cap.
 
 `FeedGate` is the pure rule, driven by the caller's clock (tests give it
-explicit times); `LiveFeed` runs it on the event loop. Only `drop:new` goes
-through here: per-user events never wait for or depend on the cap.
+explicit times); `LiveFeed` runs it on the event loop. Only the public feed
+events go through here: per-user events never wait for or depend on the cap.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 WINDOW_SECONDS = 1.0
+T = TypeVar("T")
 
 
 def drop_value(drop: dict) -> float:
@@ -32,20 +36,22 @@ def drop_value(drop: dict) -> float:
     return float(price) if isinstance(price, int | float) else 0.0
 
 
-class FeedGate:
-    """Decides, for given times, which drops are broadcast and which skipped."""
+class FeedGate(Generic[T]):
+    """Decides, for given times, which drops are broadcast and which skipped.
+    `value` ranks what waits (default: a drop:new payload's item price)."""
 
-    def __init__(self, max_per_second: int) -> None:
+    def __init__(self, max_per_second: int, value: Callable[[T], float] = drop_value) -> None:
         self.max_per_second = max_per_second
+        self.value = value
         self.sent_at: deque[float] = deque()  # times of the broadcasts in the current window
-        self.candidate: dict | None = None  # the best drop waiting for a free slot
+        self.candidate: T | None = None  # the best drop waiting for a free slot
         self.skipped = 0
 
     def _expire(self, now: float) -> None:
         while self.sent_at and self.sent_at[0] + WINDOW_SECONDS <= now:
             self.sent_at.popleft()
 
-    def offer(self, drop: dict, now: float) -> dict | None:
+    def offer(self, drop: T, now: float) -> T | None:
         """A new drop at `now`: returns it if it is to be broadcast now; else it
         is held (or skipped, when a more valuable one is already held)."""
         if self.max_per_second <= 0:
@@ -54,7 +60,7 @@ class FeedGate:
         if self.candidate is None and len(self.sent_at) < self.max_per_second:
             self.sent_at.append(now)
             return drop
-        if self.candidate is None or drop_value(drop) > drop_value(self.candidate):
+        if self.candidate is None or self.value(drop) > self.value(self.candidate):
             if self.candidate is not None:
                 self.skipped += 1
             self.candidate = drop
@@ -70,7 +76,7 @@ class FeedGate:
             return self.sent_at[-1] if self.sent_at else 0.0
         return self.sent_at[0] + WINDOW_SECONDS
 
-    def release(self, now: float) -> dict | None:
+    def release(self, now: float) -> T | None:
         """The held candidate if its slot has come at `now`, recorded as sent."""
         if self.candidate is None:
             return None
@@ -83,13 +89,14 @@ class FeedGate:
 
 
 class LiveFeed:
-    """FeedGate on the running event loop: broadcasts through `send`, counts
-    skipped drops with `on_skipped`."""
+    """FeedGate on the running event loop: broadcasts (event, payload) through
+    `send`, counts skipped ones with `on_skipped`. Every event name published
+    here shares the one window."""
 
-    def __init__(self, max_per_second: int, send: Callable[[dict], Awaitable[None]],
+    def __init__(self, max_per_second: int, send: Callable[[str, dict], Awaitable[None]],
                  on_skipped: Callable[[int], Any] | None = None,
                  clock: Callable[[], float] | None = None) -> None:
-        self.gate = FeedGate(max_per_second)
+        self.gate: FeedGate[tuple[str, dict]] = FeedGate(max_per_second, value=lambda entry: drop_value(entry[1]))
         self._send = send
         self._on_skipped = on_skipped
         self.clock = clock  # None: the event loop's clock (tests set their own)
@@ -99,12 +106,12 @@ class LiveFeed:
     def _now(self) -> float:
         return self.clock() if self.clock else asyncio.get_running_loop().time()
 
-    async def publish(self, drop: dict) -> None:
+    async def publish(self, event: str, payload: dict) -> None:
         before = self.gate.skipped
-        ready = self.gate.offer(drop, self._now())
+        ready = self.gate.offer((event, payload), self._now())
         self._count_skipped(before)
         if ready is not None:
-            await self._send(ready)
+            await self._send(*ready)
         else:
             self._schedule()
 
@@ -124,9 +131,9 @@ class LiveFeed:
 
     def _fire(self) -> None:
         self._timer = None
-        drop = self.gate.release(self._now())
-        if drop is not None:
-            task = asyncio.ensure_future(self._send(drop))
+        entry = self.gate.release(self._now())
+        if entry is not None:
+            task = asyncio.ensure_future(self._send(*entry))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
         self._schedule()

@@ -184,17 +184,16 @@ class Notifier:
     """Named emitters. Called only after the write they announce has succeeded;
     a failed emit is logged and never fails the request that caused it.
 
-    `drop:new` goes through the live feed's cap (cyberhub/realtime/livefeed.py,
-    LIVE_FEED_MAX_PER_SECOND); every other event is sent at once."""
+    `drop:new` and `upgrade:new` go through the live feed's one cap
+    (cyberhub/realtime/livefeed.py, LIVE_FEED_MAX_PER_SECOND, both kinds in one
+    window); every other event is sent at once."""
 
     def __init__(self, sio: socketio.AsyncServer, metrics: Metrics, *, live_feed_max_per_second: int = 0) -> None:
         self.sio = sio
         self.metrics = metrics  # counts every emitted event by name
-        self.feed = LiveFeed(live_feed_max_per_second, self._broadcast_drop,
+        # One window for every public feed event: the cap is the feed's total.
+        self.feed = LiveFeed(live_feed_max_per_second, self._broadcast_feed,
                              on_skipped=metrics.live_feed_skipped.inc)
-        # upgrade:new is public like drop:new, under the same cap in its own window.
-        self.upgrade_feed = LiveFeed(live_feed_max_per_second, self._broadcast_upgrade,
-                                     on_skipped=metrics.live_feed_skipped.inc)
 
     def connected_clients(self) -> int:
         return len(self.sio.eio.sockets)
@@ -225,19 +224,16 @@ class Notifier:
 
     async def drop_new(self, drop: dict) -> None:
         """Broadcast now, later (the most valuable of its interval) or never (skipped)."""
-        await self.feed.publish(drop)
+        await self.feed.publish("drop:new", drop)
 
-    async def _broadcast_drop(self, drop: dict) -> None:
-        await self._emit("drop:new", drop)
-        log.info("🎁 WebSocket: drop:new emitted (%s)", drop.get("caseName"))
+    async def _broadcast_feed(self, event: str, payload: dict) -> None:
+        await self._emit(event, payload)
+        if event == "drop:new":
+            log.info("🎁 WebSocket: drop:new emitted (%s)", payload.get("caseName"))
 
     async def upgrade_new(self, payload: dict) -> None:
-        """`upgrade:new` (the target's item; won or not), capped like drop:new."""
-        await self.upgrade_feed.publish(payload)
-
-    async def _broadcast_upgrade(self, payload: dict) -> None:
-        await self._emit("upgrade:new", payload)
+        """`upgrade:new` (the target's item; won or not), in drop:new's window."""
+        await self.feed.publish("upgrade:new", payload)
 
     def close(self) -> None:
         self.feed.close()
-        self.upgrade_feed.close()

@@ -6,6 +6,8 @@
 - A fault plan can make the N-th write (counted from `arm()`) fail, either
   before it reaches the store or after it was applied (the reply "lost").
 - `down = True` makes every call fail as if the server were unreachable.
+- `hold(collection, method)` stalls the next such call before it reaches the
+  store until `resume()`: a request stuck in the network, deterministically.
 
 The application code runs unchanged on top of it; only the store is wrapped.
 """
@@ -41,12 +43,25 @@ class Chaos:
     fail_after_apply: bool = False  # fail after the write took effect (reply lost)
     writes: list[tuple[str, str]] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)  # every call since arm(), reads too
+    write_args: list[tuple[str, str, tuple]] = field(default_factory=list)  # (collection, method, args) since arm()
     armed: bool = False
     tripped: bool = False
+    held_call: tuple[str, str] | None = None
+    holding: asyncio.Event = field(default_factory=asyncio.Event)  # set once the held call is waiting
+    _resume: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def hold(self, collection: str, method: str) -> None:
+        self.held_call = (collection, method)
+        self.holding.clear()
+        self._resume.clear()
+
+    def resume(self) -> None:
+        self._resume.set()
 
     def arm(self, fail_write: int | None = None, *, after_apply: bool = False) -> None:
         self.writes.clear()
         self.calls.clear()
+        self.write_args.clear()
         self.armed = True
         self.tripped = False
         self.fail_write = fail_write
@@ -63,6 +78,10 @@ class Chaos:
                 await asyncio.sleep(0)
         if self.down:
             raise ServerSelectionTimeoutError("test: the store is down")
+        if self.held_call == (collection, method):
+            self.held_call = None
+            self.holding.set()
+            await self._resume.wait()
         if self.armed:
             self.calls.append((collection, method))
         if not self.armed or method not in WRITES:
@@ -106,6 +125,8 @@ class ChaosCollection:
         if attr in WRITES | READS | ADMIN:
             async def call(*args: Any, **kwargs: Any) -> Any:
                 fail_after = await self._chaos.before(self._name, attr)
+                if self._chaos.armed and attr in WRITES:
+                    self._chaos.write_args.append((self._name, attr, args))
                 result = await target(*args, **kwargs)
                 if fail_after:
                     raise InjectedFault(f"test: reply lost after {self._name}.{attr}")

@@ -14,8 +14,12 @@ One recorded, recoverable operation (docs/MONEY.md, kind "upgrade"):
   4. the won item (`_id` = operation id), the upgrade record (`_id` = operation
      id) and a ledger entry (delta 0, reason "upgrade": no balance moves, but
      the marker of step 3 has its entry like every other), then close.
-Recovery: marker or ledger entry → finish step 4 from the plan; neither →
-release the items this operation took and discard it (nothing happened).
+Recovery: first, one atomic update of the user either finds the marker of
+step 3 or puts the id in `abortedOps` (wallet.abort), which step 3's filter
+refuses. Marker or ledger entry → finish step 4 from the plan; aborted →
+release the items this operation took and discard it (nothing happened). So a
+live request whose step 3 stalled past the recovery grace cannot land it
+after recovery gave the items back: its move is refused and it answers 503.
 """
 
 from __future__ import annotations
@@ -127,7 +131,9 @@ async def upgrade(
     op = await operations.begin(db, op_id, kind=KIND, user_id=user_id, username=user["username"],
                                 itemIds=list(item_ids), stakeValue=stake_value, target=target, chance=chance, **plan)
     taken = await db.inventory.update_many(
-        {"_id": {"$in": op["itemIds"]}, "userId": user_id, "status": "owned"},
+        # Sorted: two upgrades staking the same items take them in one order
+        # (no two requests each holding half of the other's items).
+        {"_id": {"$in": sorted(op["itemIds"])}, "userId": user_id, "status": "owned"},
         {"$set": {"status": STAKED, "upgradeId": op_id, "upgradedAt": op["createdAt"]}})
     if taken.modified_count != len(item_ids):  # sold or staked by a concurrent request meanwhile
         raise await _give_up(db, op, Conflict("Item is no longer in the inventory", code="item_not_owned"))
@@ -142,6 +148,10 @@ async def upgrade(
         )
         if after is not None:
             break
+        if await wallet.is_aborted(db, user_id=user_id, op_id=op_id):
+            # Recovery took this operation back (the move stalled past its
+            # grace): the items are being released, nothing happened.
+            raise ServiceUnavailable("The upgrade was cancelled; nothing was changed", code="operation_timeout")
         # Lost the nonce to an opening or another upgrade, or the seed rotated:
         # roll again with the fresh state (the items stay staked meanwhile).
         user = await db.users.find_one({"_id": user_id}, projection=wallet.USER_FIELDS)
@@ -208,8 +218,8 @@ def result_of(op: dict) -> UpgradeResult:
 
 async def repair(db: Database, op: dict) -> bool:
     """Recovery (cyberhub/server/recovery.py KINDS): forwards if the nonce move
-    happened, else release the staked items and discard."""
-    if not await wallet.is_applied(db, user_id=op["userId"], op_id=op["_id"]):
+    happened, else abort it for good, release the staked items and discard."""
+    if await wallet.abort(db, user_id=op["userId"], op_id=op["_id"]):
         await _release(db, op)
         await operations.discard(db, op["_id"])
         return False
