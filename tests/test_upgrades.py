@@ -51,9 +51,11 @@ def price_for(stake: int, roll: float, *, win: bool) -> int:
     if win:  # chance = stake·0.9/T > roll and T > stake
         price = max(stake + 1, math.floor(stake * (1 - EDGE) / roll) - 1)
         assert stake * (1 - EDGE) / price > roll
-    else:  # chance = stake·0.9/T ≤ roll, and ≥ the 0.01 minimum
-        price = math.ceil(stake * (1 - EDGE) / roll) + 1
-        assert stake * (1 - EDGE) / price <= roll and stake * (1 - EDGE) / price >= 0.01
+    else:  # chance = min(stake·0.9/T, max) ≤ roll, ≥ the 0.01 minimum, and T > stake (a high
+        # roll would otherwise ask for a target cheaper than the stake: upgrade_target_too_cheap)
+        price = max(stake + 1, math.ceil(stake * (1 - EDGE) / roll) + 1)
+        chance = min(stake * (1 - EDGE) / price, MAX_CHANCE)
+        assert chance <= roll and chance >= 0.01
     return price
 
 
