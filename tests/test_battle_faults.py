@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from cyberhub.games.battles import reveal as battle_reveal
+from cyberhub.games.battles import seats as battle_seats
 from cyberhub.server import recovery
 from cyberhub.server.lifecycle import recover_battles
 from tests.support.battles import assert_battle_invariants, create, make_cases, player
@@ -55,7 +56,7 @@ def _create(key: bool) -> Scenario:
         assert await balance(live, ctx["user_id"]) == (700 if mine else 1000)
         if key:  # the retry answers the first battle, or creates it once
             retry = await act(live, ctx)
-            assert retry.status in (200, 201), retry
+            assert retry.status == 201, retry  # as the first answer, replayed or not
             assert await live.db.battles.count_documents({"createdBy": ctx["user_id"]}) == 1
             assert await balance(live, ctx["user_id"]) == 700
 
@@ -195,3 +196,51 @@ async def test_reveal_and_settle_fail_at_every_write_then_resume_once(live):
             assert await live.db.battle_draws.count_documents({"battleId": battle_id}) == 4
             await assert_money_invariants(live.db)
             await assert_battle_invariants(live.db)
+
+
+async def _key_left_running(live, user_id: str, key: str) -> dict:
+    """The request behind `key` died after its operation finished: its answer was never stored."""
+    doc = await live.db.idempotency_keys.find_one_and_update(
+        {"_id": f"{user_id}:{key}"}, {"$set": {"state": "running"}, "$unset": {"response": ""}})
+    return doc
+
+
+async def test_recovery_replays_a_keyed_create_with_its_201(live):
+    cases = await make_cases(live)
+    token, user_id = await player(live, "replayed", 1000)
+    first = await create(live, token, [cases[0]["id"]], headers={"Idempotency-Key": "k1"})
+    assert first.status == 201, first
+    await _key_left_running(live, user_id, "k1")
+
+    report = await recovery.recover(live.db, grace_seconds=0)
+    assert report.keys_settled == 1
+    retry = await create(live, token, [cases[0]["id"]], headers={"Idempotency-Key": "k1"})
+    assert retry.status == 201 and retry.body["battle"]["id"] == first.body["battle"]["id"], retry
+    assert await balance(live, user_id) == 700
+    await assert_money_invariants(live.db)
+
+
+async def test_a_keyed_create_that_ended_refunded_frees_its_key(live):
+    """The create's entry finished through the refund path (recovery deleted
+    the creating battle, then the stalled debit landed and complete_entry
+    refunded it): recovery has no battle to replay, so it forgets the key
+    instead of failing on it every pass, and the retry creates the battle."""
+    cases = await make_cases(live)
+    token, user_id = await player(live, "refunded", 1000)
+    first = await create(live, token, [cases[0]["id"]], headers={"Idempotency-Key": "k2"})
+    assert first.status == 201, first
+    key = await _key_left_running(live, user_id, "k2")
+    op = await live.db.operations.find_one({"_id": key["opId"]})
+    await live.db.battles.delete_one({"_id": op["battleId"]})
+    with pytest.raises(battle_seats.Conflict):  # the refund path, as the late debit takes it
+        await battle_seats.complete_entry(live.db, op, balance_after=None)
+    assert await balance(live, user_id) == 1000
+
+    report = await recovery.recover(live.db, grace_seconds=0)
+    assert report.keys_settled == 1 and not report.failed
+    assert await live.db.idempotency_keys.count_documents({"_id": f"{user_id}:k2"}) == 0
+    retry = await create(live, token, [cases[0]["id"]], headers={"Idempotency-Key": "k2"})
+    assert retry.status == 201 and retry.body["battle"]["id"] != first.body["battle"]["id"], retry
+    assert await balance(live, user_id) == 700
+    await assert_money_invariants(live.db)
+    await assert_battle_invariants(live.db)

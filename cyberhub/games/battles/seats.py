@@ -355,7 +355,12 @@ async def try_start(db: Database, battle_id: str) -> dict | None:
     )
 
 
-async def replay_body(db: Database, op: dict) -> dict:
-    """The answer stored for an Idempotency-Key whose create request died after its entry finished."""
+async def replay_body(db: Database, op: dict) -> tuple[int, dict] | None:
+    """The answer (201, as the create's) stored for an Idempotency-Key whose
+    create request died after its entry finished; None when the entry ended
+    refunded (its battle deleted or cancelled first): no battle was created for
+    the key, so it is forgotten and a retry creates one afresh."""
     battle = await db.battles.find_one({"_id": op["battleId"]})
-    return {"success": True, "battle": public_battle(battle)}
+    if battle is None or not _holds(battle, op):
+        return None
+    return 201, {"success": True, "battle": public_battle(battle)}
