@@ -244,3 +244,32 @@ async def test_a_keyed_create_that_ended_refunded_frees_its_key(live):
     assert await balance(live, user_id) == 700
     await assert_money_invariants(live.db)
     await assert_battle_invariants(live.db)
+
+
+async def test_a_leave_retried_after_a_crash_before_its_seat_change_finishes_it(live):
+    """The leave's record was written, then the process died before the seat
+    change: the player is still seated and charged. The retry (before any
+    recovery pass) finishes that leave, refunded once, instead of answering
+    "not in this battle"."""
+    cases = await make_cases(live)
+    host, _ = await player(live, "stayhost", 1000)
+    token, user_id = await player(live, "stayer", 1000)
+    battle = (await create(live, host, [cases[0]["id"]], "1v1v1")).body["battle"]
+    assert (await live.api.post(f"/api/battles/{battle['id']}/join", {}, token=token)).status == 200
+    live.chaos.arm(2)  # after the leave record (write 1): the seat change never reaches the store
+    died = await live.api.post(f"/api/battles/{battle['id']}/leave", token=token)
+    writes = list(live.chaos.writes)
+    live.chaos.disarm()
+    assert writes[0] == ("operations", "insert_one") and writes[1][0] == "battles", writes
+    assert died.status == 503, died
+    assert await balance(live, user_id) == 700
+
+    retry = await live.api.post(f"/api/battles/{battle['id']}/leave", token=token)
+    assert retry.status == 200, retry
+    assert all(s is None or s["userId"] != user_id for s in retry.body["battle"]["slots"])
+    assert await balance(live, user_id) == 1000
+    again = await live.api.post(f"/api/battles/{battle['id']}/leave", token=token)
+    assert again.status == 409 and again.body["code"] == "battle_not_joined", again
+    assert await balance(live, user_id) == 1000
+    await assert_money_invariants(live.db)
+    await assert_battle_invariants(live.db)

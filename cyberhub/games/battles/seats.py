@@ -210,12 +210,17 @@ async def leave(db: Database, *, user_id: str, battle_id: str) -> dict:
         raise Conflict("You are not in this battle", code="battle_not_joined")
     if not seat["paid"]:
         raise Conflict("Your entry is still being paid; try again", code="battle_entry_in_progress")
+    op_id = f"leave:{seat['entryOp']}"
     try:
-        op = await operations.begin(db, f"leave:{seat['entryOp']}", kind=LEAVE, user_id=user_id,
-                                    battleId=battle_id, slot=seat["slot"], entryOp=seat["entryOp"],
-                                    amount=battle["entryCost"])
+        op = await operations.begin(db, op_id, kind=LEAVE, user_id=user_id, battleId=battle_id,
+                                    slot=seat["slot"], entryOp=seat["entryOp"], amount=battle["entryCost"])
     except DuplicateKeyError:
-        raise Conflict("You are not in this battle", code="battle_not_joined") from None
+        # An earlier leave of this seat died before its seat change (the seat is
+        # still ours, paid): finish it, as cancel does, rather than refuse.
+        pending = await operations.get(db, op_id)
+        if pending is None or pending["state"] != operations.PENDING:
+            raise Conflict("You are not in this battle", code="battle_not_joined") from None
+        op = pending
     left = await db.battles.find_one_and_update(
         {"_id": battle_id, "status": WAITING, f"slots.{seat['slot']}.entryOp": seat["entryOp"],
          f"slots.{seat['slot']}.paid": True},
@@ -223,7 +228,12 @@ async def leave(db: Database, *, user_id: str, battle_id: str) -> dict:
         return_document=ReturnDocument.AFTER,
     )
     if left is None:
-        await operations.discard(db, op["_id"])
+        # The op may be shared with a concurrent retry of this leave: settle it
+        # as recovery would (seat gone → the refund, once; seat still held → discard).
+        if await repair_leave(db, op):
+            battle = await get(db, battle_id)
+            _check_leavable(battle)  # cancelled meanwhile: refunded, but say so
+            return battle  # a concurrent retry of this leave freed the seat
         _check_leavable(await get(db, battle_id))
         raise Conflict("You are not in this battle", code="battle_not_joined")
     await complete_leave(db, op)
