@@ -16,7 +16,7 @@ from cyberhub.games.battles.models import (
 from cyberhub.games.battles.reveal import BattleRunner
 from cyberhub.games.battles.view import public_battle
 from cyberhub.money import idempotency
-from cyberhub.platform.errors import BadRequest, Conflict
+from cyberhub.platform.errors import BadRequest
 from cyberhub.platform.ids import new_id
 from cyberhub.platform.openapi import Operation, Param, endpoints
 from handlers.admin import AdminHandler, StatsBase, range_params
@@ -78,9 +78,9 @@ class BattlesHandler(BattleHandler):
         body = self.parse_body(CreateBattleRequest)
         limit = self.services.settings.battle_max_cases
         if len(body.case_ids) > limit:
-            # 409, not 400: the request is valid by the document (up to 100 cases), over
-            # this deployment's BATTLE_MAX_CASES.
-            raise Conflict(f"At most {limit} cases per battle", code="too_many_cases")
+            # Bad input (400) though the document allows up to 100 cases: it cannot
+            # know this deployment's BATTLE_MAX_CASES, and documents the 400.
+            raise BadRequest(f"At most {limit} cases per battle", code="too_many_cases")
         key = self.request.headers.get("Idempotency-Key")
         if key is None:
             status, payload = await self._create(body, new_id())

@@ -160,7 +160,7 @@ async def test_create_refusals_change_nothing(live):
                                                 "code": "insufficient_balance"}
     assert (await create(live, token, ["missing"])).status == 404
     too_many = await create(live, token, [cases[0]["id"]] * 26)
-    assert too_many.status == 409 and too_many.body["code"] == "too_many_cases"
+    assert too_many.status == 400 and too_many.body["code"] == "too_many_cases"  # bad input, not a conflict
     assert (await create(live, token, [cases[0]["id"]], "3v3")).status == 400
     assert (await create(live, None, [cases[0]["id"]])).status == 401
     assert await live.db.battles.count_documents({}) == 0 and await balance(live, user_id) == 499
@@ -186,6 +186,8 @@ async def test_join_refusals_and_leave_refunds(live):
     assert again.status == 409 and again.body["code"] == "battle_already_joined"
     taken = await live.api.post(f"{path}/join", {"slot": 0}, token=t1)
     assert taken.status == 409 and taken.body["code"] == "battle_slot_taken"
+    no_such = await live.api.post(f"{path}/join", {"slot": 3}, token=t1)  # slots 0-2: bad input, not a conflict
+    assert no_such.status == 400 and no_such.body["code"] == "battle_slot_invalid", no_such
     joined = await live.api.post(f"{path}/join", {"slot": 2}, token=t1)
     assert joined.status == 200 and joined.body["battle"]["slots"][2]["userId"] == u1
     assert await balance(live, u1) == 700

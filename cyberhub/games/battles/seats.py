@@ -22,7 +22,7 @@ from cyberhub.catalogue import cases as catalogue
 from cyberhub.games.battles import draws
 from cyberhub.games.battles.view import public_battle
 from cyberhub.money import operations, wallet
-from cyberhub.platform.errors import AppError, Conflict, Forbidden, NotFound, ServiceUnavailable
+from cyberhub.platform.errors import AppError, BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
 from cyberhub.platform.ids import new_id, now
 from cyberhub.store.db import Database, DuplicateKeyError, ReturnDocument
 
@@ -121,12 +121,12 @@ async def join(db: Database, *, user: dict, battle_id: str, slot: int | None) ->
 
 
 def _check_joinable(battle: dict, user_id: str, slot: int | None) -> None:
+    if slot is not None and slot >= battle["size"]:  # bad input for this battle, whatever its state
+        raise BadRequest(f"This battle has slots 0 to {battle['size'] - 1}", code="battle_slot_invalid")
     if battle["status"] != WAITING:
         raise Conflict("The battle is not waiting for players", code="battle_not_waiting")
     if any(s is not None and s["userId"] == user_id for s in battle["slots"]):
         raise Conflict("You are already in this battle", code="battle_already_joined")
-    if slot is not None and slot >= battle["size"]:
-        raise Conflict(f"This battle has slots 0 to {battle['size'] - 1}", code="battle_slot_invalid")
     if slot is not None and battle["slots"][slot] is not None:
         raise Conflict("That slot is taken", code="battle_slot_taken")
     if None not in battle["slots"]:
