@@ -433,3 +433,24 @@ async def test_unwatch_leaves_the_room_and_watch_checks_its_input(live):
     assert [d["battleId"] for d in events.of("battle:round") + events.of("battle:finished")] == [kept["id"]] * 2
     await client.disconnect()
     await other.disconnect()
+
+
+async def test_back_office_money_counts_battle_entries_and_refunds(live):
+    """The site's net and a player's battleSpent/net include battle money:
+    entries paid, less refunds (a leave here); a player's net still equals
+    deposited − reversed + adjusted − balance."""
+    cases = await make_cases(live)
+    admin = await live.admin_token()
+    (t0, u0), (t1, u1) = [await player(live, f"office{i}", 1000) for i in range(2)]
+    battle = (await create(live, t0, [cases[0]["id"]], "1v1v1")).body["battle"]
+    assert (await live.api.post(f"/api/battles/{battle['id']}/join", {}, token=t1)).status == 200
+    assert (await live.api.post(f"/api/battles/{battle['id']}/leave", token=t1)).status == 200
+
+    site = (await live.api.get("/api/admin/stats", token=admin)).body
+    assert (site["battleEntries"], site["battleRefunds"], site["net"]) == (600, 300, 300), site
+    series = (await live.api.get("/api/admin/stats/timeseries?bucket=day", token=admin)).body["series"]
+    assert sum(b["net"] for b in series) == 300 and sum(b["battleEntries"] for b in series) == 600
+    for user_id, spent in ((u0, 300), (u1, 0)):
+        user = (await live.api.get(f"/api/admin/users/{user_id}", token=admin)).body["user"]
+        assert user["battleSpent"] == spent and user["net"] == spent, user
+        assert user["net"] == user["deposited"] - user["reversed"] + user["adjusted"] - user["balance"]
