@@ -328,17 +328,34 @@ async def test_join_racing_leave_and_cancel(live):
         calls = [live.api.post(f"{path}/join", {}, token=t2), live.api.post(f"{path}/leave", token=t1)]
         if n % 2:
             calls.append(live.api.post(f"{path}/leave", token=t0))
-        replies = await asyncio.gather(*calls)
-        assert all(r.status in (200, 409) for r in replies), replies
-        assert replies[1].status == 200 or replies[1].body["code"] == "battle_not_waiting"
+        joined, left, *cancel = await asyncio.gather(*calls)
         final = await live.db.battles.find_one({"_id": battle["id"]})
-        if final["status"] == "cancelled":
+        seated = {s["userId"] for s in final["slots"] if s is not None}
+        if not cancel:  # four seats, three players: nothing can refuse either request
+            assert joined.status == 200 and u2 in _ids(joined.body["battle"]), joined
+            assert left.status == 200 and u1 not in _ids(left.body["battle"]), left
+            assert final["status"] == "waiting" and seated == {u0, u2}
+            assert [await balance(live, u) for u in (u0, u1, u2)] == [800, 1000, 800]
+        else:  # the cancel always wins its battle; each other request went before it (200) or after it (409)
+            assert cancel[0].status == 200 and cancel[0].body["battle"]["status"] == "cancelled", cancel
+            assert final["status"] == "cancelled"
+            for reply in (joined, left):
+                assert reply.status == 200 or (reply.status == 409 and reply.body["code"] == "battle_not_waiting"), \
+                    (joined, left, cancel)
+            if left.status == 200:
+                assert u1 not in _ids(left.body["battle"]), left
             assert [await balance(live, u) for u in (u0, u1, u2)] == [1000, 1000, 1000]
-        else:
-            seated = {s["userId"] for s in final["slots"] if s is not None}
-            for u in (u1, u2):
-                assert await balance(live, u) == (800 if u in seated else 1000)
+            # u2 paid only if it was seated before the cancel, and then was refunded once.
+            entries = await live.db.ledger.count_documents({"userId": u2, "reason": "battle_entry"})
+            refunds = await live.db.ledger.count_documents({"userId": u2, "reason": "battle_refund"})
+            assert entries == refunds <= 1
+            if joined.status == 200:
+                assert entries == 1
         await check_all(live)
+
+
+def _ids(battle: dict) -> set[str]:
+    return {s["userId"] for s in battle["slots"] if s is not None}
 
 
 # --- waiting too long, restarts ----------------------------------------------------------------------
