@@ -126,7 +126,7 @@ async def test_bots_only_winner_gives_nothing_and_house_keeps_it(live):
     """A 1v1 against a bot, run until the bot wins once: nothing reaches an inventory."""
     cases = await make_cases(live)
     token, _ = await player(live, "lonely", 100_000)
-    played = 0
+    played, given = 0, {True: 0, False: 0}  # items' value by "a player won it"
     for _ in range(30):  # each battle has a fresh server seed: the bot wins about half of them
         played += 1
         battle = (await create(live, token, [cases[0]["id"]])).body["battle"]
@@ -136,6 +136,7 @@ async def test_bots_only_winner_gives_nothing_and_house_keeps_it(live):
         await client.disconnect()
         final = (await live.api.get(f"/api/battles/{battle['id']}")).body["battle"]
         owners = verify(final, weights(cases))
+        given[finished["winners"] == [0]] += sum(r["item"]["price"] for rnd in final["rounds"] for r in rnd["results"])
         if finished["winners"] == [1]:
             assert set(owners.values()) == {None}
             assert await live.db.inventory.count_documents({"battleId": battle["id"]}) == 0
@@ -145,7 +146,8 @@ async def test_bots_only_winner_gives_nothing_and_house_keeps_it(live):
     admin = await live.admin_token()
     stats = (await live.api.get("/api/admin/stats/battles", token=admin)).body
     assert stats["battles"] == played and stats["botSeats"] == played
-    assert stats["entries"] == 300 * played and stats["keptByHouse"] > 0
+    assert stats["entries"] == 300 * played and stats["keptByHouse"] == given[False] > 0
+    assert stats["paidToPlayers"] == given[True]  # summed by the store's aggregation, to the unit
     await check_all(live)
 
 

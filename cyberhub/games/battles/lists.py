@@ -38,15 +38,21 @@ async def stats(db: Database, *, time_range: dict) -> dict:
         {"$group": {"_id": "$reason", "total": {"$sum": "$delta"}}},
     ]).to_list(None)}
     finished_filter: dict = {"status": battles.FINISHED, **({"finishedAt": bounds} if bounds else {})}
-    paid, kept, bot_seats, count = 0, 0, 0, 0
-    for battle in await db.battles.find(finished_filter).to_list(None):
-        count += 1
-        bot_seats += sum(1 for s in battle["slots"] if s["bot"])
-        value = sum(result["item"]["price"] for row in battle["draws"] for result in row)
-        if any(result.get("owner") is not None for row in battle["draws"] for result in row):
-            paid += value
-        else:
-            kept += value
+    # Summed in the store (on the {status, finishedAt} index): no battle, nor its draws, is read here.
+    # A battle whose draws have an owner paid a team with players; else the house kept them.
+    by_receiver = {row["_id"]: row for row in await db.battles.aggregate([
+        {"$match": finished_filter}, {"$unwind": "$draws"}, {"$unwind": "$draws"},
+        {"$group": {"_id": "$_id", "value": {"$sum": "$draws.item.price"},
+                    "owned": {"$sum": {"$cond": [{"$eq": ["$draws.owner", None]}, 0, 1]}}}},
+        {"$group": {"_id": {"$gt": ["$owned", 0]}, "value": {"$sum": "$value"}, "battles": {"$sum": 1}}},
+    ]).to_list(None)}
+    bots = await db.battles.aggregate([
+        {"$match": finished_filter}, {"$unwind": "$slots"}, {"$match": {"slots.bot": True}},
+        {"$group": {"_id": None, "seats": {"$sum": 1}}},
+    ]).to_list(None)
+    paid, kept = (by_receiver.get(owned, {}).get("value", 0) for owned in (True, False))
+    count = sum(row["battles"] for row in by_receiver.values())
+    bot_seats = bots[0]["seats"] if bots else 0
     cancelled_filter: dict = {"status": battles.CANCELLED, **({"cancelledAt": bounds} if bounds else {})}
     return {"battles": count, "cancelled": await db.battles.count_documents(cancelled_filter),
             "entries": -money.get("battle_entry", 0), "refunds": money.get("battle_refund", 0),

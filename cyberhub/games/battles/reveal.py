@@ -160,9 +160,9 @@ async def recover(db: Database, runner: BattleRunner, *, grace_seconds: float, w
         await runner.events.lobby(cancelled)
         for user_id in battles.refunded_users(cancelled):
             await runner.notifier.balance_updated(user_id, await wallet.balance_of(db, user_id))
-    for battle in await db.battles.find({"status": battles.WAITING}).to_list(None):
-        if battle["paid"] != battle["size"]:
-            continue
+    # Only full ones (every seat paid) are read: a seat count per mode, as the store matches it.
+    full = [{"size": n, "paid": n} for n in sorted({len(teams) for teams in draws.MODES.values()})]
+    for battle in await db.battles.find({"status": battles.WAITING, "$or": full}).to_list(None):
         started = await battles.try_start(db, battle["_id"])
         if started is not None:
             await runner.events.lobby(started)
