@@ -179,6 +179,23 @@ async def test_at_most_three_waiting_battles_per_creator(live):
     await check_all(live)
 
 
+async def test_concurrent_creates_cannot_pass_the_open_battle_limit(live):
+    """Six creates at once by one player: three open, three are refused and
+    charged nothing; once one of the open battles starts, its slot is free again."""
+    cases = await make_cases(live)
+    token, user_id = await player(live, "rusher", 10_000)
+    replies = await asyncio.gather(*(create(live, token, [cases[1]["id"]]) for _ in range(6)))
+    assert sorted(r.status for r in replies) == [201] * 3 + [409] * 3, replies
+    assert {r.body["code"] for r in replies if r.status == 409} == {"battle_limit"}
+    assert await balance(live, user_id) == 10_000 - 3 * 200
+    opened = [r.body["battle"]["id"] for r in replies if r.status == 201]
+    assert (await live.api.post(f"/api/battles/{opened[0]}/bots", token=token)).status == 200
+    assert (await create(live, token, [cases[1]["id"]])).status == 201
+    assert (await create(live, token, [cases[1]["id"]])).status == 409
+    await live.services.battles.close()
+    await check_all(live)
+
+
 async def test_join_refusals_and_leave_refunds(live):
     cases = await make_cases(live)
     (t0, u0), (t1, u1), (t2, u2) = [await player(live, f"seat{i}", 1000) for i in range(3)]

@@ -127,7 +127,9 @@ async def ensure_indexes(db: Database, *, idempotency_ttl_seconds: int) -> None:
                                      IndexModel([("createdBy", ASCENDING), ("status", ASCENDING)]),
                                      # the back office's battle statistics by finish / cancel time
                                      IndexModel([("status", ASCENDING), ("finishedAt", ASCENDING)]),
-                                     IndexModel([("status", ASCENDING), ("cancelledAt", ASCENDING)])])
+                                     IndexModel([("status", ASCENDING), ("cancelledAt", ASCENDING)]),
+                                     # BATTLE_MAX_OPEN_PER_USER: one open battle per creator slot (seats.py)
+                                     IndexModel([("openSlot", ASCENDING)], unique=True, sparse=True)])
     await db.battle_draws.create_indexes([IndexModel([("createdAt", ASCENDING)])])
     # Idempotency keys are per user (the _id is "<userId>:<key>") and expire after the TTL.
     ttl_index = IndexModel([("createdAt", ASCENDING)], expireAfterSeconds=idempotency_ttl_seconds)

@@ -59,9 +59,6 @@ async def create(db: Database, *, user: dict, case_ids: Sequence[str], mode: str
                  max_open: int) -> dict:
     """The creator pays the entry and sits in slot 0; 409 when they cannot
     pay (nothing is created) or already have `max_open` waiting battles."""
-    open_now = await db.battles.count_documents({"createdBy": user["_id"], "status": {"$in": [CREATING, WAITING]}})
-    if open_now >= max_open:
-        raise Conflict(f"At most {max_open} waiting battles per player", code="battle_limit")
     versions = [catalogue.snapshot(await catalogue.get_active(db, case_id)) for case_id in case_ids]
     cost = sum(v["price"] for v in versions)
     if user["balance"] < cost:
@@ -74,13 +71,35 @@ async def create(db: Database, *, user: dict, case_ids: Sequence[str], mode: str
                                 amount=cost)
     slots: list[dict | None] = [None] * len(teams)
     slots[0] = _seat(0, teams[0], user, op_id)
-    await db.battles.insert_one({
+    battle = {
         "_id": battle_id, "status": CREATING, "mode": mode, "crazy": crazy, "teams": teams, "size": len(teams),
         "cases": versions, "entryCost": cost, "slots": slots, "seated": 1, "paid": 0, "rev": 0,
         "createdBy": user["_id"], "createdAt": stamp, "updatedAt": stamp, "startedAt": None, "finishedAt": None,
         "serverSeed": seed, "serverSeedHash": seed_hash, "publicSeed": None, "revealed": 0,
-    })
+    }
+    if not await _insert_in_open_slot(db, battle, max_open):
+        await operations.discard(db, op["_id"])
+        raise Conflict(f"At most {max_open} waiting battles per player", code="battle_limit")
     return await _pay(db, op)
+
+
+def open_slot(user_id: str, k: int) -> str:
+    return f"{user_id}:{k}"
+
+
+async def _insert_in_open_slot(db: Database, battle: dict, max_open: int) -> bool:
+    """BATTLE_MAX_OPEN_PER_USER without check-then-act: a creating or waiting
+    battle holds one of its creator's `max_open` slots in `openSlot` (unique,
+    sparse index), so concurrent creates cannot both take the last one. The
+    slot is given back in the same write that moves the battle out of waiting
+    (start, cancel) or with the battle itself (a creating battle deleted)."""
+    for k in range(max_open):
+        try:
+            await db.battles.insert_one({**battle, "openSlot": open_slot(battle["createdBy"], k)})
+            return True
+        except DuplicateKeyError:
+            continue  # that slot is held by another open battle
+    return False
 
 
 # --- join -------------------------------------------------------------------------------------
@@ -289,7 +308,7 @@ async def complete_cancel(db: Database, op: dict) -> dict | None:
     battle = await db.battles.find_one_and_update(
         {"_id": op["battleId"], "status": WAITING},
         {"$set": {"status": CANCELLED, "cancelledAt": now(), "cancelledBy": op["by"], "cancelReason": op["reason"],
-                  "updatedAt": now()}, "$inc": {"rev": 1}},
+                  "updatedAt": now()}, "$inc": {"rev": 1}, "$unset": {"openSlot": ""}},
         return_document=ReturnDocument.AFTER,
     )
     if battle is None:
@@ -360,7 +379,7 @@ async def try_start(db: Database, battle_id: str) -> dict | None:
     return await db.battles.find_one_and_update(
         {"_id": battle_id, "status": WAITING, "rev": battle["rev"], "paid": battle["size"]},
         {"$set": {"status": RUNNING, "startedAt": now(), "revealedAt": now(), "updatedAt": now(),
-                  **_outcome(battle)}},
+                  **_outcome(battle)}, "$unset": {"openSlot": ""}},
         return_document=ReturnDocument.AFTER,
     )
 
