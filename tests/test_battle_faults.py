@@ -6,6 +6,7 @@ recovery runs, the invariants hold, and a retry moves no money twice."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ from cyberhub.games.battles import reveal as battle_reveal
 from cyberhub.games.battles import seats as battle_seats
 from cyberhub.server import recovery
 from cyberhub.server.lifecycle import recover_battles
-from tests.support.battles import assert_battle_invariants, create, make_cases, player
+from tests.support.battles import assert_battle_invariants, create, make_cases, player, watch
 from tests.support.invariants import assert_money_invariants
 
 
@@ -273,3 +274,44 @@ async def test_a_leave_retried_after_a_crash_before_its_seat_change_finishes_it(
     assert await balance(live, user_id) == 1000
     await assert_money_invariants(live.db)
     await assert_battle_invariants(live.db)
+
+
+async def test_no_battle_event_is_lost_to_a_crash_in_the_reveal(live):
+    """A crash at each write of the reveal and settlement (before it is applied,
+    and after it with the reply lost: between a reveal's compare-and-set and
+    its battle:round, or the finish and battle:finished), then a recovery
+    pass: a watcher still gets every round and the end (at least once)."""
+    cases = await make_cases(live)
+    quiet = battle_reveal.BattleRunner(live.services.db, live.services.battles.events, live.services.notifier, 0)
+
+    async def running_battle(n: int) -> str:
+        (t0, _), (t1, _) = [await player(live, f"told{n}x{i}", 1000) for i in range(2)]
+        battle = (await create(live, t0, [cases[0]["id"], cases[1]["id"]], "1v1")).body["battle"]
+        assert (await live.api.post(f"/api/battles/{battle['id']}/join", {}, token=t1)).status == 200
+        await live.services.battles.close()  # the serving runner waits an hour: stop it
+        return battle["id"]
+
+    first = await running_battle(0)
+    live.chaos.arm()
+    await quiet.run(first)
+    writes = list(live.chaos.writes)
+    live.chaos.disarm()
+
+    n = 0
+    for index in range(1, len(writes) + 1):
+        for after_apply in (False, True):
+            n += 1
+            battle_id = await running_battle(n)
+            client, events = await watch(live, battle_id)
+            live.chaos.arm(index, after_apply=after_apply)
+            await quiet.run(battle_id)
+            live.chaos.disarm()
+            assert live.chaos.tripped, (index, after_apply)
+            await battle_reveal.recover(live.db, quiet, grace_seconds=0, waiting_minutes=60)
+            await asyncio.gather(*quiet.tasks.values())
+            await events.wait_for("battle:finished", predicate=lambda d, b=battle_id: d["battleId"] == b)
+            rounds = {d["round"] for d in events.of("battle:round") if d["battleId"] == battle_id}
+            assert rounds == {0, 1}, (index, after_apply, writes[index - 1])
+            await client.disconnect()
+            stored = await live.db.battles.find_one({"_id": battle_id})
+            assert stored["announced"] == 2 and stored["finishAnnounced"] is True, (index, after_apply)

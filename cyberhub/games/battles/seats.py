@@ -75,7 +75,7 @@ async def create(db: Database, *, user: dict, case_ids: Sequence[str], mode: str
         "_id": battle_id, "status": CREATING, "mode": mode, "crazy": crazy, "teams": teams, "size": len(teams),
         "cases": versions, "entryCost": cost, "slots": slots, "seated": 1, "paid": 0, "rev": 0,
         "createdBy": user["_id"], "createdAt": stamp, "updatedAt": stamp, "startedAt": None, "finishedAt": None,
-        "serverSeed": seed, "serverSeedHash": seed_hash, "publicSeed": None, "revealed": 0,
+        "serverSeed": seed, "serverSeedHash": seed_hash, "publicSeed": None, "revealed": 0, "announced": 0,
     }
     if not await _insert_in_open_slot(db, battle, max_open):
         await operations.discard(db, op["_id"])
