@@ -7,7 +7,8 @@ the steps that took effect:
   - open, adjust: debited (marker on the user or ledger entry) → finish it
           forwards; not debited → discard it (no money moved).
   - sell, payment, reverse: the decision is recorded, so always finish
-          forwards (the credit is guarded by the marker and ledger `_id`).
+          forwards (the credit is guarded by the marker and ledger `_id`);
+          a sale whose item was staked first is discarded instead.
   - upgrade: nonce moved (marker or ledger entry) → finish forwards; else
           release the staked items and discard (cyberhub/games/upgrades/operation.py).
 A new kind of money operation adds its entry to KINDS.
@@ -119,6 +120,12 @@ async def _repair_adjustment(db: Database, op: dict) -> bool:
     return True
 
 
+async def _repair_sale(db: Database, op: dict) -> bool:
+    # Forwards, but complete_sale discards (None) a sale whose item left the
+    # inventory another way first (staked in an upgrade): report what happened.
+    return await inventory.complete_sale(db, op) is not None
+
+
 async def _forwards(finish: Callable[[Database, dict], Awaitable[object]], db: Database, op: dict) -> bool:
     """For kinds whose decision is recorded before any money moves: always forwards."""
     await finish(db, op)
@@ -132,7 +139,7 @@ async def _opening_body(db: Database, op: dict) -> dict:
 KINDS: dict[str, Kind] = {
     openings.KIND: Kind(_repair_opening, _ok(_opening_body)),
     adjustments.KIND: Kind(_repair_adjustment, _ok(adjustments.replay_body)),
-    inventory.KIND: Kind(partial(_forwards, inventory.complete_sale)),
+    inventory.KIND: Kind(_repair_sale),
     payments.KIND: Kind(partial(_forwards, payments.complete_payment)),
     reversals.KIND: Kind(partial(_forwards, reversals.complete)),
     upgrades.KIND: Kind(upgrades.repair, _ok(upgrades.replay_body)),
