@@ -6,6 +6,7 @@ from __future__ import annotations
 from cyberhub.admin import stats as admin_stats
 from cyberhub.games.battles import lists as battle_lists
 from cyberhub.games.battles import seats as battles
+from cyberhub.games.battles import stats as battle_stats
 from cyberhub.games.battles.models import (
     BattleListResponse,
     BattleResponse,
@@ -173,7 +174,7 @@ class AdminBattleStatsHandler(StatsBase):
 
     async def get(self) -> None:
         span = self.range()
-        result = await battle_lists.stats(self.db, time_range=admin_stats.time_range(span["start"], span["end"]))
+        result = await battle_stats.stats(self.db, time_range=admin_stats.time_range(span["start"], span["end"]))
         self.write_json(BattleStatsResponse.model_validate(result))
 
 

@@ -354,21 +354,6 @@ async def add_bots(db: Database, *, user_id: str, battle_id: str) -> dict:
     return filled
 
 
-def _outcome(battle: dict) -> dict:
-    """Everything decided at the start, from the seeds alone."""
-    seats = battle["slots"]
-    seed = draws.public_seed([s["clientSeed"] for s in seats])
-    rounds = draws.draw_rounds(battle["serverSeed"], seed, battle["cases"], battle["size"])
-    totals = draws.slot_totals(rounds, battle["size"])
-    team = draws.winning_team(battle["serverSeed"], seed, battle["teams"], totals, crazy=battle["crazy"])
-    winners = [i for i, t in enumerate(battle["teams"]) if t == team]
-    owners = draws.allocate(rounds, [i for i in winners if not seats[i]["bot"]])
-    for r, row in enumerate(rounds):
-        for result in row:
-            result["owner"] = owners.get((r, result["slot"]))
-    return {"publicSeed": seed, "draws": rounds, "finalTotals": totals, "winners": winners}
-
-
 async def try_start(db: Database, battle_id: str) -> dict | None:
     """waiting → running once every seat is paid, with every round drawn and
     stored in that same write. The started battle, or None (not ready, or
@@ -379,7 +364,7 @@ async def try_start(db: Database, battle_id: str) -> dict | None:
     return await db.battles.find_one_and_update(
         {"_id": battle_id, "status": WAITING, "rev": battle["rev"], "paid": battle["size"]},
         {"$set": {"status": RUNNING, "startedAt": now(), "revealedAt": now(), "updatedAt": now(),
-                  **_outcome(battle)}, "$unset": {"openSlot": ""}},
+                  **draws.outcome(battle)}, "$unset": {"openSlot": ""}},
         return_document=ReturnDocument.AFTER,
     )
 
