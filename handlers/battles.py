@@ -30,6 +30,15 @@ KEY_PARAM = Param("Idempotency-Key", "header", {"type": "string", "pattern": "^[
                   description="Retries with the same key return the first result")
 
 
+def document_settings(doc: dict, max_cases: int) -> None:
+    """The served document states this deployment's BATTLE_MAX_CASES (the
+    model's bound is the 1-100 range of the setting), so clients and fuzzers
+    know more cases are bad input (400 too_many_cases)."""
+    schema = doc.get("components", {}).get("schemas", {}).get("CreateBattleRequest")
+    if schema is not None:
+        schema["properties"]["caseIds"]["maxItems"] = max_cases
+
+
 class BattleHandler(BaseHandler):
     @property
     def battles(self) -> BattleRunner:  # the process's reveal runner (and battle events)
@@ -79,8 +88,7 @@ class BattlesHandler(BattleHandler):
         body = self.parse_body(CreateBattleRequest)
         limit = self.services.settings.battle_max_cases
         if len(body.case_ids) > limit:
-            # Bad input (400) though the document allows up to 100 cases: it cannot
-            # know this deployment's BATTLE_MAX_CASES, and documents the 400.
+            # Bad input: the served document says maxItems = BATTLE_MAX_CASES (document_settings).
             raise BadRequest(f"At most {limit} cases per battle", code="too_many_cases")
         key = self.request.headers.get("Idempotency-Key")
         if key is None:

@@ -163,6 +163,8 @@ async def test_create_refusals_change_nothing(live):
     assert (await create(live, token, ["missing"])).status == 404
     too_many = await create(live, token, [cases[0]["id"]] * 26)
     assert too_many.status == 400 and too_many.body["code"] == "too_many_cases"  # bad input, not a conflict
+    document = (await live.api.get("/api/openapi.json")).body  # which the served document says
+    assert document["components"]["schemas"]["CreateBattleRequest"]["properties"]["caseIds"]["maxItems"] == 25
     assert (await create(live, token, [cases[0]["id"]], "3v3")).status == 400
     assert (await create(live, None, [cases[0]["id"]])).status == 401
     assert await live.db.battles.count_documents({}) == 0 and await balance(live, user_id) == 499
