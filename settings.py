@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     rate_limit_claim_per_user: str = "120/minute"
     rate_limit_fair_per_user: str = "30/minute"  # rotate / client-seed
     rate_limit_verify_per_ip: str = "120/minute"
-    rate_limit_socket_events: str = "30/minute"  # user:identify per socket
+    rate_limit_socket_events: str = "30/minute"  # user:identify and battle:watch per socket
     rate_limit_webhook_forged_per_ip: str = "60/minute"  # badly signed webhook deliveries
     rate_limit_upgrade_per_user: str = "120/minute"  # POST /api/upgrades
 

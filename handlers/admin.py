@@ -68,7 +68,8 @@ class AdminUsersHandler(AdminHandler):
 
 class AdminUserHandler(AdminHandler):
     api = endpoints(get=Operation(
-        "One player with sums from their ledger (deposited, reversed, sold, spent, adjusted, net = spent − sold)",
+        "One player with sums from their ledger (deposited, reversed, sold, spent, battleSpent, adjusted, "
+        "net = spent + battleSpent − sold)",
         AdminUserResponse, auth="admin", errors=(404,), tags=TAGS))
 
     async def get(self, user_id: str) -> None:
@@ -210,8 +211,9 @@ class StatsBase(AdminHandler):
 
 class AdminStatsHandler(StatsBase):
     api = endpoints(get=Operation(
-        "Money and play in [from, to) from the ledger (net = openingRevenue − salesPayout; activePlayers: players "
-        "who opened a case)", StatsResponse, auth="admin", errors=(400,), tags=TAGS, params=range_params()))
+        "Money and play in [from, to) from the ledger (net = openingRevenue + battleEntries − battleRefunds − "
+        "salesPayout; activePlayers: players who opened a case)", StatsResponse, auth="admin", errors=(400,),
+        tags=TAGS, params=range_params()))
 
     async def get(self) -> None:
         self.write_json(StatsResponse.model_validate(await admin_stats.summary(self.db, **self.range())))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from cyberhub.admin import stats as admin_stats
 from cyberhub.games.battles import lists as battle_lists
 from cyberhub.games.battles import seats as battles
+from cyberhub.games.battles import stats as battle_stats
 from cyberhub.games.battles.models import (
     BattleListResponse,
     BattleResponse,
@@ -16,7 +17,7 @@ from cyberhub.games.battles.models import (
 from cyberhub.games.battles.reveal import BattleRunner
 from cyberhub.games.battles.view import public_battle
 from cyberhub.money import idempotency
-from cyberhub.platform.errors import BadRequest, Conflict
+from cyberhub.platform.errors import BadRequest
 from cyberhub.platform.ids import new_id
 from cyberhub.platform.openapi import Operation, Param, endpoints
 from handlers.admin import AdminHandler, StatsBase, range_params
@@ -27,6 +28,15 @@ STATUS_PARAM = Param("status", "query", {"type": "string", "enum": ["", *battles
                      description="Only battles in this status; empty: all")
 KEY_PARAM = Param("Idempotency-Key", "header", {"type": "string", "pattern": "^[!-~]{1,255}$"},
                   description="Retries with the same key return the first result")
+
+
+def document_settings(doc: dict, max_cases: int) -> None:
+    """The served document states this deployment's BATTLE_MAX_CASES (the
+    model's bound is the 1-100 range of the setting), so clients and fuzzers
+    know more cases are bad input (400 too_many_cases)."""
+    schema = doc.get("components", {}).get("schemas", {}).get("CreateBattleRequest")
+    if schema is not None:
+        schema["properties"]["caseIds"]["maxItems"] = max_cases
 
 
 class BattleHandler(BaseHandler):
@@ -78,9 +88,8 @@ class BattlesHandler(BattleHandler):
         body = self.parse_body(CreateBattleRequest)
         limit = self.services.settings.battle_max_cases
         if len(body.case_ids) > limit:
-            # 409, not 400: the request is valid by the document (up to 100 cases), over
-            # this deployment's BATTLE_MAX_CASES.
-            raise Conflict(f"At most {limit} cases per battle", code="too_many_cases")
+            # Bad input: the served document says maxItems = BATTLE_MAX_CASES (document_settings).
+            raise BadRequest(f"At most {limit} cases per battle", code="too_many_cases")
         key = self.request.headers.get("Idempotency-Key")
         if key is None:
             status, payload = await self._create(body, new_id())
@@ -173,7 +182,7 @@ class AdminBattleStatsHandler(StatsBase):
 
     async def get(self) -> None:
         span = self.range()
-        result = await battle_lists.stats(self.db, time_range=admin_stats.time_range(span["start"], span["end"]))
+        result = await battle_stats.stats(self.db, time_range=admin_stats.time_range(span["start"], span["end"]))
         self.write_json(BattleStatsResponse.model_validate(result))
 
 

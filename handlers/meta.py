@@ -9,6 +9,7 @@ from cyberhub.platform import openapi
 from cyberhub.platform.errors import Unauthorized
 from cyberhub.platform.metrics import CONTENT_TYPE
 from cyberhub.platform.openapi import Operation, endpoints
+from handlers import battles
 from handlers.base import BaseHandler
 
 
@@ -17,7 +18,9 @@ class OpenApiHandler(BaseHandler):
     async def get(self) -> None:
         services = self.services
         if services.openapi_json is None:  # the document describes every route the app serves
-            services.openapi_json = json.dumps(openapi.build(services.api_routes))
+            doc = openapi.build(services.api_routes)
+            battles.document_settings(doc, services.settings.battle_max_cases)  # a deployment's own bound
+            services.openapi_json = json.dumps(doc)
         self.finish(services.openapi_json)
 
 

@@ -6,15 +6,17 @@ recovery runs, the invariants hold, and a retry moves no money twice."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
 
 from cyberhub.games.battles import reveal as battle_reveal
+from cyberhub.games.battles import seats as battle_seats
 from cyberhub.server import recovery
 from cyberhub.server.lifecycle import recover_battles
-from tests.support.battles import assert_battle_invariants, create, make_cases, player
+from tests.support.battles import assert_battle_invariants, create, make_cases, player, watch
 from tests.support.invariants import assert_money_invariants
 
 
@@ -55,7 +57,7 @@ def _create(key: bool) -> Scenario:
         assert await balance(live, ctx["user_id"]) == (700 if mine else 1000)
         if key:  # the retry answers the first battle, or creates it once
             retry = await act(live, ctx)
-            assert retry.status in (200, 201), retry
+            assert retry.status == 201, retry  # as the first answer, replayed or not
             assert await live.db.battles.count_documents({"createdBy": ctx["user_id"]}) == 1
             assert await balance(live, ctx["user_id"]) == 700
 
@@ -195,3 +197,121 @@ async def test_reveal_and_settle_fail_at_every_write_then_resume_once(live):
             assert await live.db.battle_draws.count_documents({"battleId": battle_id}) == 4
             await assert_money_invariants(live.db)
             await assert_battle_invariants(live.db)
+
+
+async def _key_left_running(live, user_id: str, key: str) -> dict:
+    """The request behind `key` died after its operation finished: its answer was never stored."""
+    doc = await live.db.idempotency_keys.find_one_and_update(
+        {"_id": f"{user_id}:{key}"}, {"$set": {"state": "running"}, "$unset": {"response": ""}})
+    return doc
+
+
+async def test_recovery_replays_a_keyed_create_with_its_201(live):
+    cases = await make_cases(live)
+    token, user_id = await player(live, "replayed", 1000)
+    first = await create(live, token, [cases[0]["id"]], headers={"Idempotency-Key": "k1"})
+    assert first.status == 201, first
+    await _key_left_running(live, user_id, "k1")
+
+    report = await recovery.recover(live.db, grace_seconds=0)
+    assert report.keys_settled == 1
+    retry = await create(live, token, [cases[0]["id"]], headers={"Idempotency-Key": "k1"})
+    assert retry.status == 201 and retry.body["battle"]["id"] == first.body["battle"]["id"], retry
+    assert await balance(live, user_id) == 700
+    await assert_money_invariants(live.db)
+
+
+async def test_a_keyed_create_that_ended_refunded_frees_its_key(live):
+    """The create's entry finished through the refund path (recovery deleted
+    the creating battle, then the stalled debit landed and complete_entry
+    refunded it): recovery has no battle to replay, so it forgets the key
+    instead of failing on it every pass, and the retry creates the battle."""
+    cases = await make_cases(live)
+    token, user_id = await player(live, "refunded", 1000)
+    first = await create(live, token, [cases[0]["id"]], headers={"Idempotency-Key": "k2"})
+    assert first.status == 201, first
+    key = await _key_left_running(live, user_id, "k2")
+    op = await live.db.operations.find_one({"_id": key["opId"]})
+    await live.db.battles.delete_one({"_id": op["battleId"]})
+    with pytest.raises(battle_seats.Conflict):  # the refund path, as the late debit takes it
+        await battle_seats.complete_entry(live.db, op, balance_after=None)
+    assert await balance(live, user_id) == 1000
+
+    report = await recovery.recover(live.db, grace_seconds=0)
+    assert report.keys_settled == 1 and not report.failed
+    assert await live.db.idempotency_keys.count_documents({"_id": f"{user_id}:k2"}) == 0
+    retry = await create(live, token, [cases[0]["id"]], headers={"Idempotency-Key": "k2"})
+    assert retry.status == 201 and retry.body["battle"]["id"] != first.body["battle"]["id"], retry
+    assert await balance(live, user_id) == 700
+    await assert_money_invariants(live.db)
+    await assert_battle_invariants(live.db)
+
+
+async def test_a_leave_retried_after_a_crash_before_its_seat_change_finishes_it(live):
+    """The leave's record was written, then the process died before the seat
+    change: the player is still seated and charged. The retry (before any
+    recovery pass) finishes that leave, refunded once, instead of answering
+    "not in this battle"."""
+    cases = await make_cases(live)
+    host, _ = await player(live, "stayhost", 1000)
+    token, user_id = await player(live, "stayer", 1000)
+    battle = (await create(live, host, [cases[0]["id"]], "1v1v1")).body["battle"]
+    assert (await live.api.post(f"/api/battles/{battle['id']}/join", {}, token=token)).status == 200
+    live.chaos.arm(2)  # after the leave record (write 1): the seat change never reaches the store
+    died = await live.api.post(f"/api/battles/{battle['id']}/leave", token=token)
+    writes = list(live.chaos.writes)
+    live.chaos.disarm()
+    assert writes[0] == ("operations", "insert_one") and writes[1][0] == "battles", writes
+    assert died.status == 503, died
+    assert await balance(live, user_id) == 700
+
+    retry = await live.api.post(f"/api/battles/{battle['id']}/leave", token=token)
+    assert retry.status == 200, retry
+    assert all(s is None or s["userId"] != user_id for s in retry.body["battle"]["slots"])
+    assert await balance(live, user_id) == 1000
+    again = await live.api.post(f"/api/battles/{battle['id']}/leave", token=token)
+    assert again.status == 409 and again.body["code"] == "battle_not_joined", again
+    assert await balance(live, user_id) == 1000
+    await assert_money_invariants(live.db)
+    await assert_battle_invariants(live.db)
+
+
+async def test_no_battle_event_is_lost_to_a_crash_in_the_reveal(live):
+    """A crash at each write of the reveal and settlement (before it is applied,
+    and after it with the reply lost: between a reveal's compare-and-set and
+    its battle:round, or the finish and battle:finished), then a recovery
+    pass: a watcher still gets every round and the end (at least once)."""
+    cases = await make_cases(live)
+    quiet = battle_reveal.BattleRunner(live.services.db, live.services.battles.events, live.services.notifier, 0)
+
+    async def running_battle(n: int) -> str:
+        (t0, _), (t1, _) = [await player(live, f"told{n}x{i}", 1000) for i in range(2)]
+        battle = (await create(live, t0, [cases[0]["id"], cases[1]["id"]], "1v1")).body["battle"]
+        assert (await live.api.post(f"/api/battles/{battle['id']}/join", {}, token=t1)).status == 200
+        await live.services.battles.close()  # the serving runner waits an hour: stop it
+        return battle["id"]
+
+    first = await running_battle(0)
+    live.chaos.arm()
+    await quiet.run(first)
+    writes = list(live.chaos.writes)
+    live.chaos.disarm()
+
+    n = 0
+    for index in range(1, len(writes) + 1):
+        for after_apply in (False, True):
+            n += 1
+            battle_id = await running_battle(n)
+            client, events = await watch(live, battle_id)
+            live.chaos.arm(index, after_apply=after_apply)
+            await quiet.run(battle_id)
+            live.chaos.disarm()
+            assert live.chaos.tripped, (index, after_apply)
+            await battle_reveal.recover(live.db, quiet, grace_seconds=0, waiting_minutes=60)
+            await asyncio.gather(*quiet.tasks.values())
+            await events.wait_for("battle:finished", predicate=lambda d, b=battle_id: d["battleId"] == b)
+            rounds = {d["round"] for d in events.of("battle:round") if d["battleId"] == battle_id}
+            assert rounds == {0, 1}, (index, after_apply, writes[index - 1])
+            await client.disconnect()
+            stored = await live.db.battles.find_one({"_id": battle_id})
+            assert stored["announced"] == 2 and stored["finishAnnounced"] is True, (index, after_apply)

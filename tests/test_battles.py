@@ -126,7 +126,7 @@ async def test_bots_only_winner_gives_nothing_and_house_keeps_it(live):
     """A 1v1 against a bot, run until the bot wins once: nothing reaches an inventory."""
     cases = await make_cases(live)
     token, _ = await player(live, "lonely", 100_000)
-    played = 0
+    played, given = 0, {True: 0, False: 0}  # items' value by "a player won it"
     for _ in range(30):  # each battle has a fresh server seed: the bot wins about half of them
         played += 1
         battle = (await create(live, token, [cases[0]["id"]])).body["battle"]
@@ -136,6 +136,7 @@ async def test_bots_only_winner_gives_nothing_and_house_keeps_it(live):
         await client.disconnect()
         final = (await live.api.get(f"/api/battles/{battle['id']}")).body["battle"]
         owners = verify(final, weights(cases))
+        given[finished["winners"] == [0]] += sum(r["item"]["price"] for rnd in final["rounds"] for r in rnd["results"])
         if finished["winners"] == [1]:
             assert set(owners.values()) == {None}
             assert await live.db.inventory.count_documents({"battleId": battle["id"]}) == 0
@@ -145,7 +146,8 @@ async def test_bots_only_winner_gives_nothing_and_house_keeps_it(live):
     admin = await live.admin_token()
     stats = (await live.api.get("/api/admin/stats/battles", token=admin)).body
     assert stats["battles"] == played and stats["botSeats"] == played
-    assert stats["entries"] == 300 * played and stats["keptByHouse"] > 0
+    assert stats["entries"] == 300 * played and stats["keptByHouse"] == given[False] > 0
+    assert stats["paidToPlayers"] == given[True]  # summed by the store's aggregation, to the unit
     await check_all(live)
 
 
@@ -160,7 +162,9 @@ async def test_create_refusals_change_nothing(live):
                                                 "code": "insufficient_balance"}
     assert (await create(live, token, ["missing"])).status == 404
     too_many = await create(live, token, [cases[0]["id"]] * 26)
-    assert too_many.status == 409 and too_many.body["code"] == "too_many_cases"
+    assert too_many.status == 400 and too_many.body["code"] == "too_many_cases"  # bad input, not a conflict
+    document = (await live.api.get("/api/openapi.json")).body  # which the served document says
+    assert document["components"]["schemas"]["CreateBattleRequest"]["properties"]["caseIds"]["maxItems"] == 25
     assert (await create(live, token, [cases[0]["id"]], "3v3")).status == 400
     assert (await create(live, None, [cases[0]["id"]])).status == 401
     assert await live.db.battles.count_documents({}) == 0 and await balance(live, user_id) == 499
@@ -177,6 +181,23 @@ async def test_at_most_three_waiting_battles_per_creator(live):
     await check_all(live)
 
 
+async def test_concurrent_creates_cannot_pass_the_open_battle_limit(live):
+    """Six creates at once by one player: three open, three are refused and
+    charged nothing; once one of the open battles starts, its slot is free again."""
+    cases = await make_cases(live)
+    token, user_id = await player(live, "rusher", 10_000)
+    replies = await asyncio.gather(*(create(live, token, [cases[1]["id"]]) for _ in range(6)))
+    assert sorted(r.status for r in replies) == [201] * 3 + [409] * 3, replies
+    assert {r.body["code"] for r in replies if r.status == 409} == {"battle_limit"}
+    assert await balance(live, user_id) == 10_000 - 3 * 200
+    opened = [r.body["battle"]["id"] for r in replies if r.status == 201]
+    assert (await live.api.post(f"/api/battles/{opened[0]}/bots", token=token)).status == 200
+    assert (await create(live, token, [cases[1]["id"]])).status == 201
+    assert (await create(live, token, [cases[1]["id"]])).status == 409
+    await live.services.battles.close()
+    await check_all(live)
+
+
 async def test_join_refusals_and_leave_refunds(live):
     cases = await make_cases(live)
     (t0, u0), (t1, u1), (t2, u2) = [await player(live, f"seat{i}", 1000) for i in range(3)]
@@ -186,6 +207,8 @@ async def test_join_refusals_and_leave_refunds(live):
     assert again.status == 409 and again.body["code"] == "battle_already_joined"
     taken = await live.api.post(f"{path}/join", {"slot": 0}, token=t1)
     assert taken.status == 409 and taken.body["code"] == "battle_slot_taken"
+    no_such = await live.api.post(f"{path}/join", {"slot": 3}, token=t1)  # slots 0-2: bad input, not a conflict
+    assert no_such.status == 400 and no_such.body["code"] == "battle_slot_invalid", no_such
     joined = await live.api.post(f"{path}/join", {"slot": 2}, token=t1)
     assert joined.status == 200 and joined.body["battle"]["slots"][2]["userId"] == u1
     assert await balance(live, u1) == 700
@@ -326,17 +349,34 @@ async def test_join_racing_leave_and_cancel(live):
         calls = [live.api.post(f"{path}/join", {}, token=t2), live.api.post(f"{path}/leave", token=t1)]
         if n % 2:
             calls.append(live.api.post(f"{path}/leave", token=t0))
-        replies = await asyncio.gather(*calls)
-        assert all(r.status in (200, 409) for r in replies), replies
-        assert replies[1].status == 200 or replies[1].body["code"] == "battle_not_waiting"
+        joined, left, *cancel = await asyncio.gather(*calls)
         final = await live.db.battles.find_one({"_id": battle["id"]})
-        if final["status"] == "cancelled":
+        seated = {s["userId"] for s in final["slots"] if s is not None}
+        if not cancel:  # four seats, three players: nothing can refuse either request
+            assert joined.status == 200 and u2 in _ids(joined.body["battle"]), joined
+            assert left.status == 200 and u1 not in _ids(left.body["battle"]), left
+            assert final["status"] == "waiting" and seated == {u0, u2}
+            assert [await balance(live, u) for u in (u0, u1, u2)] == [800, 1000, 800]
+        else:  # the cancel always wins its battle; each other request went before it (200) or after it (409)
+            assert cancel[0].status == 200 and cancel[0].body["battle"]["status"] == "cancelled", cancel
+            assert final["status"] == "cancelled"
+            for reply in (joined, left):
+                assert reply.status == 200 or (reply.status == 409 and reply.body["code"] == "battle_not_waiting"), \
+                    (joined, left, cancel)
+            if left.status == 200:
+                assert u1 not in _ids(left.body["battle"]), left
             assert [await balance(live, u) for u in (u0, u1, u2)] == [1000, 1000, 1000]
-        else:
-            seated = {s["userId"] for s in final["slots"] if s is not None}
-            for u in (u1, u2):
-                assert await balance(live, u) == (800 if u in seated else 1000)
+            # u2 paid only if it was seated before the cancel, and then was refunded once.
+            entries = await live.db.ledger.count_documents({"userId": u2, "reason": "battle_entry"})
+            refunds = await live.db.ledger.count_documents({"userId": u2, "reason": "battle_refund"})
+            assert entries == refunds <= 1
+            if joined.status == 200:
+                assert entries == 1
         await check_all(live)
+
+
+def _ids(battle: dict) -> set[str]:
+    return {s["userId"] for s in battle["slots"] if s is not None}
 
 
 # --- waiting too long, restarts ----------------------------------------------------------------------
@@ -431,3 +471,24 @@ async def test_unwatch_leaves_the_room_and_watch_checks_its_input(live):
     assert [d["battleId"] for d in events.of("battle:round") + events.of("battle:finished")] == [kept["id"]] * 2
     await client.disconnect()
     await other.disconnect()
+
+
+async def test_back_office_money_counts_battle_entries_and_refunds(live):
+    """The site's net and a player's battleSpent/net include battle money:
+    entries paid, less refunds (a leave here); a player's net still equals
+    deposited − reversed + adjusted − balance."""
+    cases = await make_cases(live)
+    admin = await live.admin_token()
+    (t0, u0), (t1, u1) = [await player(live, f"office{i}", 1000) for i in range(2)]
+    battle = (await create(live, t0, [cases[0]["id"]], "1v1v1")).body["battle"]
+    assert (await live.api.post(f"/api/battles/{battle['id']}/join", {}, token=t1)).status == 200
+    assert (await live.api.post(f"/api/battles/{battle['id']}/leave", token=t1)).status == 200
+
+    site = (await live.api.get("/api/admin/stats", token=admin)).body
+    assert (site["battleEntries"], site["battleRefunds"], site["net"]) == (600, 300, 300), site
+    series = (await live.api.get("/api/admin/stats/timeseries?bucket=day", token=admin)).body["series"]
+    assert sum(b["net"] for b in series) == 300 and sum(b["battleEntries"] for b in series) == 600
+    for user_id, spent in ((u0, 300), (u1, 0)):
+        user = (await live.api.get(f"/api/admin/users/{user_id}", token=admin)).body["user"]
+        assert user["battleSpent"] == spent and user["net"] == spent, user
+        assert user["net"] == user["deposited"] - user["reversed"] + user["adjusted"] - user["balance"]

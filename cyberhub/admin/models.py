@@ -99,6 +99,7 @@ class AdminUserDetail(AdminUser):
     reversed: int
     sold: int
     spent: int
+    battle_spent: int = 0  # battle entries paid less those refunded
     adjusted: int
     net: int
     upgrades: PlayerUpgrades
@@ -165,6 +166,8 @@ class StatsResponse(Envelope):
     items_sold: int
     sales_payout: int
     adjustments: int
+    battle_entries: int = 0
+    battle_refunds: int = 0
     net: int
     active_players: int
     upgrades: int = 0
@@ -196,6 +199,8 @@ class TimeBucket(PublicModel):
     items_sold: int
     sales_payout: int
     adjustments: int
+    battle_entries: int = 0
+    battle_refunds: int = 0
     net: int
     upgrades: int = 0
 

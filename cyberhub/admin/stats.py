@@ -2,7 +2,9 @@
 with aggregations (never from counters that can drift).
 
 - summary: ledger entries in [from, to) summed by reason. net = openingRevenue
-  − salesPayout (what play earned the site, as for one player: spent − sold);
+  + battleEntries − battleRefunds − salesPayout (what play earned the site, as
+  for one player: spent + battleSpent − sold); battle winnings are items, so
+  they reach money only when sold (salesPayout);
   activePlayers = players who opened a case in the range.
 - per case: openings grouped by case and case version; each version's
   recorded odds (`case_versions`) give the expected payout of one opening
@@ -33,7 +35,8 @@ _DATETIME = (r"([1-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-
 DATETIME_PATTERN = f"^({_DATETIME})?$"
 _DATETIME_RE = re.compile(_DATETIME)
 BUCKET_FORMATS = {"hour": "%Y-%m-%dT%H:00:00Z", "day": "%Y-%m-%dT00:00:00Z"}
-REASONS = ("payment", "payment_reversal", "case_open", "item_sale", "admin_adjustment", "upgrade")
+REASONS = ("payment", "payment_reversal", "case_open", "item_sale", "admin_adjustment", "upgrade",
+           "battle_entry", "battle_refund")
 _MIN = datetime.min.replace(tzinfo=UTC)
 _MAX = datetime.max.replace(tzinfo=UTC)
 
@@ -75,9 +78,11 @@ def _totals(rows: list[dict]) -> dict[str, int]:
             sums[reason] += row["total"]
             counts[reason] += row["count"]
     revenue, payout = -sums["case_open"], sums["item_sale"]
+    entries, refunds = -sums["battle_entry"], sums["battle_refund"]
     return {"deposits": sums["payment"], "reversals": -sums["payment_reversal"], "openings": counts["case_open"],
             "openingRevenue": revenue, "itemsSold": counts["item_sale"], "salesPayout": payout,
-            "adjustments": sums["admin_adjustment"], "net": revenue - payout,
+            "adjustments": sums["admin_adjustment"], "battleEntries": entries, "battleRefunds": refunds,
+            "net": revenue + entries - refunds - payout,
             "upgrades": counts["upgrade"]}  # upgrades move no balance: their ledger entries have delta 0
 
 

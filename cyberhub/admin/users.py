@@ -34,7 +34,8 @@ _USER_CURSOR = re.compile(r"([0-9]{1,18})_([0-9a-f]{32})")
 LEDGER_ID = ".{1,200}"
 LEDGER_CURSOR_PATTERN = pages.cursor_pattern(LEDGER_ID)
 
-LEDGER_REASONS = ("payment", "payment_reversal", "item_sale", "case_open", "admin_adjustment")
+LEDGER_REASONS = ("payment", "payment_reversal", "item_sale", "case_open", "admin_adjustment", "battle_entry",
+                  "battle_refund")
 USER_FIELDS = {"username": 1, "role": 1, "balance": 1, "suspended": 1, "createdAt": 1, "lastActiveAt": 1,
                "casesOpened": 1, "mutedUntil": 1}
 
@@ -96,8 +97,9 @@ async def list_users(db: Database, *, q: str, sort: str, limit: int, cursor: str
 async def money_summary(db: Database, user_id: str) -> dict[str, Any]:
     """Sums of the player's ledger by reason (one aggregation on the userId index).
 
-    net = spent − sold: what the player's play earned the site (case prices
-    paid minus items sold back). While the invariant holds it also equals
+    net = spent + battleSpent − sold: what the player's play earned the site
+    (case prices and battle entries paid, less battle refunds and items sold
+    back). While the invariant holds it also equals
     deposited − reversed + adjusted − balance."""
     sums = {reason: 0 for reason in LEDGER_REASONS}
     rows = await db.ledger.aggregate([
@@ -112,8 +114,10 @@ async def money_summary(db: Database, user_id: str) -> dict[str, Any]:
         if row["_id"] == "upgrade":
             upgrades = {"count": row["count"], "staked": row["staked"], "won": row["payout"]}
     spent, sold = -sums["case_open"], sums["item_sale"]
+    battle_spent = -(sums["battle_entry"] + sums["battle_refund"])  # entries paid less those refunded
     return {"deposited": sums["payment"], "reversed": -sums["payment_reversal"], "sold": sold, "spent": spent,
-            "adjusted": sums["admin_adjustment"], "net": spent - sold, "upgrades": upgrades}
+            "battleSpent": battle_spent, "adjusted": sums["admin_adjustment"], "net": spent + battle_spent - sold,
+            "upgrades": upgrades}
 
 
 async def ledger_page(db: Database, *, user_id: str, limit: int, cursor: str | None

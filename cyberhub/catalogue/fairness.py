@@ -44,11 +44,14 @@ def new_seed_pair(client_seed: str | None = None) -> dict:
     }
 
 
-def roll(server_seed: str, client_seed: str, nonce: int, cursor: int = 0) -> float:
-    digest = hmac.new(
-        server_seed.encode("utf-8"), f"{client_seed}:{nonce}:{cursor}".encode(), hashlib.sha256
-    ).digest()
+def stake_float(key: str, message: str) -> float:
+    """The Stake float of HMAC-SHA256(key, message): its first four bytes as a fraction in [0, 1)."""
+    digest = hmac.new(key.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).digest()
     return sum(byte / 256 ** (i + 1) for i, byte in enumerate(digest[:4]))
+
+
+def roll(server_seed: str, client_seed: str, nonce: int, cursor: int = 0) -> float:
+    return stake_float(server_seed, f"{client_seed}:{nonce}:{cursor}")
 
 
 def pick_index(weights: Sequence[int], f: float) -> tuple[int, int]:

@@ -69,7 +69,7 @@ def build_services(settings: Settings, database: Any) -> Services:
     services = Services(settings=settings, db=database, tokens=tokens, passwords=passwords, sio=sio,
                         notifier=notifier, limiter=limiter, metrics=metrics, chat=chat)
     # Case battles: battle:watch/unwatch on the sockets, and the reveal loop.
-    battle_events.register(sio, database)
+    battle_events.register(sio, database, limiter)
     services.battles = battle_reveal.BattleRunner(database, battle_events.BattleEvents(sio, metrics), notifier,
                                                   settings.battle_round_seconds)
     return services

@@ -7,7 +7,8 @@ the steps that took effect:
   - open, adjust: debited (marker on the user or ledger entry) → finish it
           forwards; not debited → discard it (no money moved).
   - sell, payment, reverse: the decision is recorded, so always finish
-          forwards (the credit is guarded by the marker and ledger `_id`).
+          forwards (the credit is guarded by the marker and ledger `_id`);
+          a sale whose item was staked first is discarded instead.
   - upgrade: nonce moved (marker or ledger entry) → finish forwards; else
           release the staked items and discard (cyberhub/games/upgrades/operation.py).
 A new kind of money operation adds its entry to KINDS.
@@ -69,6 +70,9 @@ async def recover(db: Database, *, grace_seconds: float = 0.0) -> Report:
     return report
 
 
+Replay = tuple[int, dict]  # the (status, body) stored for an Idempotency-Key
+
+
 @dataclass(frozen=True)
 class Kind:
     """How recovery treats one kind of operation record.
@@ -77,11 +81,20 @@ class Kind:
     discards it (no money moved) and returns False; every step it takes must
     be idempotent and guarded, since several passes (in several processes)
     may repair the same operation at once. `replay_body(db, op)` rebuilds the
-    answer stored for an Idempotency-Key whose request died after the
-    operation finished (None: the kind is never behind such a key)."""
+    answer (status, body) stored for an Idempotency-Key whose request died
+    after the operation finished, or returns None when there is no answer to
+    give (the key is then forgotten, so a retry runs afresh); a kind without
+    replay_body is never behind such a key."""
 
     repair: Callable[[Database, dict], Awaitable[bool]]
-    replay_body: Callable[[Database, dict], Awaitable[dict]] | None = None
+    replay_body: Callable[[Database, dict], Awaitable[Replay | None]] | None = None
+
+
+def _ok(body_of: Callable[[Database, dict], Awaitable[dict]]) -> Callable[[Database, dict], Awaitable[Replay]]:
+    """A replay answered 200, for kinds whose body alone is rebuilt."""
+    async def replay(db: Database, op: dict) -> Replay:
+        return 200, await body_of(db, op)
+    return replay
 
 
 async def _repair_opening(db: Database, op: dict) -> bool:
@@ -107,6 +120,12 @@ async def _repair_adjustment(db: Database, op: dict) -> bool:
     return True
 
 
+async def _repair_sale(db: Database, op: dict) -> bool:
+    # Forwards, but complete_sale discards (None) a sale whose item left the
+    # inventory another way first (staked in an upgrade): report what happened.
+    return await inventory.complete_sale(db, op) is not None
+
+
 async def _forwards(finish: Callable[[Database, dict], Awaitable[object]], db: Database, op: dict) -> bool:
     """For kinds whose decision is recorded before any money moves: always forwards."""
     await finish(db, op)
@@ -118,12 +137,12 @@ async def _opening_body(db: Database, op: dict) -> dict:
 
 
 KINDS: dict[str, Kind] = {
-    openings.KIND: Kind(_repair_opening, _opening_body),
-    adjustments.KIND: Kind(_repair_adjustment, adjustments.replay_body),
-    inventory.KIND: Kind(partial(_forwards, inventory.complete_sale)),
+    openings.KIND: Kind(_repair_opening, _ok(_opening_body)),
+    adjustments.KIND: Kind(_repair_adjustment, _ok(adjustments.replay_body)),
+    inventory.KIND: Kind(_repair_sale),
     payments.KIND: Kind(partial(_forwards, payments.complete_payment)),
     reversals.KIND: Kind(partial(_forwards, reversals.complete)),
-    upgrades.KIND: Kind(upgrades.repair, upgrades.replay_body),
+    upgrades.KIND: Kind(upgrades.repair, _ok(upgrades.replay_body)),
     # Case battles: an entry like an opening (debited → forwards, else its seat is freed),
     # a leave or cancel forwards once its seat change / status change happened.
     battles.ENTRY: Kind(battles.repair_entry, battles.replay_body),
@@ -158,18 +177,21 @@ async def _settle_keys(db: Database, cutoff: object) -> int:
 async def _settle_key(db: Database, key: dict) -> int:
     """1 when the key was settled (answer stored, or forgotten), else 0."""
     op = await operations.get(db, key["opId"])
-    replay = KINDS[op["kind"]].replay_body if op is not None and op["kind"] in KINDS else None
-    if op is not None and op["state"] == operations.DONE and replay is not None:
-        body = await replay(db, op)
-        # Only if still running: the request itself may have stored its answer meanwhile.
-        await db.idempotency_keys.update_one(
-            {"_id": key["_id"], "state": "running"},
-            {"$set": {"state": "done", "response": {"status": 200, "body": body}}},
-        )
-    elif op is None:
-        await db.idempotency_keys.delete_one({"_id": key["_id"], "state": "running", "opId": key["opId"]})
-    else:
-        return 0  # still pending: settled on a later pass
+    if op is not None:
+        replay = KINDS[op["kind"]].replay_body if op["kind"] in KINDS else None
+        if op["state"] != operations.DONE or replay is None:
+            return 0  # still pending: settled on a later pass
+        answer = await replay(db, op)
+        if answer is not None:
+            status, body = answer
+            # Only if still running: the request itself may have stored its answer meanwhile.
+            await db.idempotency_keys.update_one(
+                {"_id": key["_id"], "state": "running"},
+                {"$set": {"state": "done", "response": {"status": status, "body": body}}},
+            )
+            return 1
+    # No operation, or one with no answer to give: forget the key, a retry runs afresh.
+    await db.idempotency_keys.delete_one({"_id": key["_id"], "state": "running", "opId": key["opId"]})
     return 1
 
 

@@ -124,7 +124,14 @@ async def ensure_indexes(db: Database, *, idempotency_ttl_seconds: int) -> None:
                                                  ("_id", DESCENDING)]),
                                      IndexModel([("createdAt", DESCENDING), ("_id", DESCENDING)]),
                                      IndexModel([("slots.userId", ASCENDING), ("createdAt", DESCENDING)]),
-                                     IndexModel([("createdBy", ASCENDING), ("status", ASCENDING)])])
+                                     IndexModel([("createdBy", ASCENDING), ("status", ASCENDING)]),
+                                     # the back office's battle statistics by finish / cancel time
+                                     IndexModel([("status", ASCENDING), ("finishedAt", ASCENDING)]),
+                                     IndexModel([("status", ASCENDING), ("cancelledAt", ASCENDING)]),
+                                     # BATTLE_MAX_OPEN_PER_USER: one open battle per creator slot (seats.py)
+                                     IndexModel([("openSlot", ASCENDING)], unique=True, sparse=True),
+                                     # the recovery pass: finished battles whose end was never announced
+                                     IndexModel([("finishAnnounced", ASCENDING), ("finishedAt", ASCENDING)])])
     await db.battle_draws.create_indexes([IndexModel([("createdAt", ASCENDING)])])
     # Idempotency keys are per user (the _id is "<userId>:<key>") and expire after the TTL.
     ttl_index = IndexModel([("createdAt", ASCENDING)], expireAfterSeconds=idempotency_ttl_seconds)

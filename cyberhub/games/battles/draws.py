@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Sequence
 
 from cyberhub.catalogue import fairness
@@ -37,11 +36,6 @@ def public_seed(client_seeds: Sequence[str]) -> str:
     return hashlib.sha256(":".join(client_seeds).encode("utf-8")).hexdigest()
 
 
-def stake_float(server_seed: str, message: str) -> float:
-    digest = hmac.new(server_seed.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).digest()
-    return sum(byte / 256 ** (i + 1) for i, byte in enumerate(digest[:4]))
-
-
 def draw_rounds(server_seed: str, seed: str, versions: Sequence[dict], seats: int) -> list[list[dict]]:
     """Every round's draw for every slot: [{itemIndex, roll, ticket, item}]."""
     rounds = []
@@ -49,7 +43,7 @@ def draw_rounds(server_seed: str, seed: str, versions: Sequence[dict], seats: in
         weights = [i["weight"] for i in version["items"]]
         row = []
         for s in range(seats):
-            f = stake_float(server_seed, f"{seed}:{r}:{s}")
+            f = fairness.stake_float(server_seed, f"{seed}:{r}:{s}")
             ticket, index = fairness.pick_index(weights, f)
             item = version["items"][index]
             row.append({"slot": s, "itemIndex": index, "roll": f, "ticket": ticket,
@@ -74,7 +68,7 @@ def winning_team(server_seed: str, seed: str, teams: Sequence[int], totals: Sequ
     tied = [team for team, value in sorted(by_team.items()) if value == best]
     if len(tied) == 1:
         return tied[0]
-    return max(tied, key=lambda team: stake_float(server_seed, f"{seed}:tiebreak:{team}"))
+    return max(tied, key=lambda team: fairness.stake_float(server_seed, f"{seed}:tiebreak:{team}"))
 
 
 def allocate(rounds: Sequence[Sequence[dict]], receivers: Sequence[int]) -> dict[tuple[int, int], int]:
@@ -93,6 +87,21 @@ def allocate(rounds: Sequence[Sequence[dict]], receivers: Sequence[int]) -> dict
         owner[(r, s)] = to
         share[to] += price
     return owner
+
+
+def outcome(battle: dict) -> dict:
+    """Everything decided at the start, from the seeds alone."""
+    seats = battle["slots"]
+    seed = public_seed([s["clientSeed"] for s in seats])
+    rounds = draw_rounds(battle["serverSeed"], seed, battle["cases"], battle["size"])
+    totals = slot_totals(rounds, battle["size"])
+    team = winning_team(battle["serverSeed"], seed, battle["teams"], totals, crazy=battle["crazy"])
+    winners = [i for i, t in enumerate(battle["teams"]) if t == team]
+    owners = allocate(rounds, [i for i in winners if not seats[i]["bot"]])
+    for r, row in enumerate(rounds):
+        for result in row:
+            result["owner"] = owners.get((r, result["slot"]))
+    return {"publicSeed": seed, "draws": rounds, "finalTotals": totals, "winners": winners}
 
 
 def item_id(battle_id: str, round_no: int, slot: int) -> str:

@@ -1,6 +1,10 @@
 """Battle events over Socket.IO: the lobby (`battles:updated` to everyone) and
 each battle's room `battle:<id>` (`battle:round`, `battle:finished`), joined
-with `battle:watch` / `battle:unwatch` by any socket, anonymous too.
+with `battle:watch` / `battle:unwatch` by any socket, anonymous too. A watch
+costs reads and a full serialisation, so it counts against the socket's
+`socket_events` rate limit, a socket watches at most MAX_WATCHED battles at
+once, and an ended battle is answered without joining its room (nothing more
+will be sent to it).
 
 `register` adds the two socket handlers; the server wiring calls it once.
 """
@@ -14,11 +18,15 @@ import socketio
 
 from cyberhub.games.battles import seats as battles
 from cyberhub.games.battles.view import public_battle, round_payload
-from cyberhub.platform.errors import AppError, BadRequest, ServiceUnavailable
+from cyberhub.platform.errors import AppError, BadRequest, RateLimited, ServiceUnavailable
 from cyberhub.platform.metrics import Metrics
+from cyberhub.platform.ratelimit import RateLimiter
 from cyberhub.store.db import Database, PyMongoError
 
 log = logging.getLogger("cyberhub.battles")
+
+MAX_WATCHED = 10  # battle rooms one socket may be in at once
+ENDED = (battles.FINISHED, battles.CANCELLED)
 
 
 def room(battle_id: str) -> str:
@@ -60,15 +68,27 @@ def _battle_id(data: Any) -> str:
     return battle_id
 
 
-def register(sio: socketio.AsyncServer, db: Database) -> None:
+def _watched(sio: socketio.AsyncServer, sid: str) -> list[str]:
+    return [r for r in sio.rooms(sid) if isinstance(r, str) and r.startswith("battle:")]
+
+
+def register(sio: socketio.AsyncServer, db: Database, limiter: RateLimiter | None = None) -> None:
     @sio.on("battle:watch")
     async def watch(sid: str, data: Any = None) -> dict:
         try:
+            if limiter is not None:  # garbage counts too
+                await limiter.hit("socket_events", sid)
             battle = await battles.get(db, _battle_id(data))
         except AppError as exc:
             return exc.envelope()
         except PyMongoError:
             return ServiceUnavailable().envelope()
+        if battle["status"] in ENDED:  # nothing more will be sent to its room
+            return {"success": True, "battle": public_battle(battle)}
+        watched = _watched(sio, sid)
+        if room(battle["_id"]) not in watched and len(watched) >= MAX_WATCHED:
+            return RateLimited(f"A socket watches at most {MAX_WATCHED} battles; unwatch one first",
+                               code="too_many_watched").envelope()
         # Joined before the battle is read again by the client's ack: a round
         # revealed after this point reaches it; the ack holds every earlier one.
         await sio.enter_room(sid, room(battle["_id"]))

@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 
-from cyberhub.platform.models import Envelope, Identifier, PublicModel, RequestModel
+from cyberhub.platform.models import Envelope, Identifier, PublicModel, RequestModel, WholeNumber
 
 Mode = Literal["1v1", "1v1v1", "1v1v1v1", "2v2"]
 Status = Literal["waiting", "running", "finished", "cancelled"]
-def whole(value: object) -> object:
-    return int(value) if isinstance(value, float) and value.is_integer() else value
+WHOLE = WholeNumber.__metadata__[0]  # WholeNumber's own validator (1.0 is 1), to place beside Field()
 
 
 MAX_CASES_LIMIT = 100  # the schema's bound; BATTLE_MAX_CASES (≤ this) is the business limit
@@ -25,10 +24,10 @@ class CreateBattleRequest(RequestModel):
 
 
 class JoinBattleRequest(RequestModel):
-    # WholeNumber's rule (1.0 is 1), written so that the bounds reach the
-    # document: Field() after WholeNumber's validator inside an Optional is
-    # emitted as raw ge/le keys no JSON Schema reader knows.
-    slot: Annotated[int, Field(ge=0, le=3), BeforeValidator(whole)] | None = None
+    # WholeNumber's rule, placed so that the bounds reach the document: Field()
+    # after WholeNumber inside an Optional is emitted as raw ge/le keys no JSON
+    # Schema reader knows.
+    slot: Annotated[int, Field(ge=0, le=3), WHOLE] | None = None
 
 
 class BattleCaseItem(PublicModel):

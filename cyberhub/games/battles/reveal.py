@@ -7,6 +7,12 @@ After the last round the winners' items are inserted with ids derived from
 (battle, round, slot), the draws are recorded for the cases' RTP statistics,
 and the battle moves running → finished by one compare-and-set: settling
 twice, or after a restart, inserts nothing twice and announces once.
+
+Announcements survive a crash: `announced` counts the rounds whose
+battle:round was emitted and `finishAnnounced` (False from the finish until
+battle:finished, the lobby update and inventory updates went out) says
+whether the end was; each is set after its emit, so a crash in between makes
+the next run (or recovery pass) emit it again — at least once, never lost.
 """
 
 from __future__ import annotations
@@ -79,9 +85,14 @@ async def settle(db: Database, battle: dict) -> dict | None:
             })
     return await db.battles.find_one_and_update(
         {"_id": battle["_id"], "status": battles.RUNNING, "revealed": len(battle["draws"])},
-        {"$set": {"status": battles.FINISHED, "finishedAt": now(), "updatedAt": now()}},
+        {"$set": {"status": battles.FINISHED, "finishedAt": now(), "updatedAt": now(), "finishAnnounced": False}},
         return_document=ReturnDocument.AFTER,
     )
+
+
+def announced(battle: dict) -> int:
+    # A battle started before `announced` existed: take its revealed rounds as sent.
+    return battle.get("announced", battle["revealed"])
 
 
 class BattleRunner:
@@ -100,7 +111,12 @@ class BattleRunner:
         try:
             battle = await self.db.battles.find_one({"_id": battle_id})
             while True:
-                if battle is None or battle["status"] != battles.RUNNING:
+                if battle is None:
+                    return
+                await self.announce_rounds(battle)  # any revealed before a crash, not yet sent
+                if battle["status"] == battles.FINISHED and battle.get("finishAnnounced") is False:
+                    await self.announce_finished(battle)
+                if battle["status"] != battles.RUNNING:
                     return
                 if battle["revealed"] < len(battle["draws"]):
                     due = next_due(battle, self.round_seconds)
@@ -109,12 +125,10 @@ class BattleRunner:
                     # schedule starts again from now rather than revealing a burst.
                     at = due if (now() - due).total_seconds() < self.round_seconds else now()
                     revealed = await reveal_next(self.db, battle, at)
-                    if revealed is not None:
-                        await self.events.round(revealed, battle["revealed"])
                     battle = revealed or await self.db.battles.find_one({"_id": battle_id})
                     continue
                 finished = await settle(self.db, battle)
-                if finished is not None:
+                if finished is not None:  # else someone else finished it, and announces it
                     await self.announce_finished(finished)
                 return
         except asyncio.CancelledError:
@@ -124,11 +138,18 @@ class BattleRunner:
         finally:
             self.tasks.pop(battle_id, None)
 
+    async def announce_rounds(self, battle: dict) -> None:
+        """Emit each revealed round not yet announced, in order, marking each once sent."""
+        for r in range(announced(battle), battle["revealed"]):
+            await self.events.round(battle, r)
+            await self.db.battles.update_one({"_id": battle["_id"], "announced": r}, {"$set": {"announced": r + 1}})
+
     async def announce_finished(self, battle: dict) -> None:
         await self.events.finished(battle)
         await self.events.lobby(battle)
         for user_id in _receivers(battle):
             await self.notifier.inventory_updated(user_id)
+        await self.db.battles.update_one({"_id": battle["_id"]}, {"$set": {"finishAnnounced": True}})
 
     async def close(self) -> None:
         """Shutdown: stop revealing; the battles stay running and the next process resumes them."""
@@ -160,9 +181,9 @@ async def recover(db: Database, runner: BattleRunner, *, grace_seconds: float, w
         await runner.events.lobby(cancelled)
         for user_id in battles.refunded_users(cancelled):
             await runner.notifier.balance_updated(user_id, await wallet.balance_of(db, user_id))
-    for battle in await db.battles.find({"status": battles.WAITING}).to_list(None):
-        if battle["paid"] != battle["size"]:
-            continue
+    # Only full ones (every seat paid) are read: a seat count per mode, as the store matches it.
+    full = [{"size": n, "paid": n} for n in sorted({len(teams) for teams in draws.MODES.values()})]
+    for battle in await db.battles.find({"status": battles.WAITING, "$or": full}).to_list(None):
         started = await battles.try_start(db, battle["_id"])
         if started is not None:
             await runner.events.lobby(started)
@@ -170,4 +191,8 @@ async def recover(db: Database, runner: BattleRunner, *, grace_seconds: float, w
     # Not advanced for a round's time plus the grace: its process is gone (or never was).
     stalled = stamp - timedelta(seconds=grace_seconds + runner.round_seconds)
     for battle in await db.battles.find({"status": battles.RUNNING, "revealedAt": {"$lte": stalled}}).to_list(None):
+        runner.ensure(battle["_id"])
+    # Finished, but the process died before announcing the end (its run would have by now).
+    unannounced = {"finishAnnounced": False, "finishedAt": {"$lte": stamp - timedelta(seconds=grace_seconds)}}
+    for battle in await db.battles.find(unannounced).to_list(None):
         runner.ensure(battle["_id"])

@@ -22,7 +22,7 @@ from cyberhub.catalogue import cases as catalogue
 from cyberhub.games.battles import draws
 from cyberhub.games.battles.view import public_battle
 from cyberhub.money import operations, wallet
-from cyberhub.platform.errors import AppError, Conflict, Forbidden, NotFound, ServiceUnavailable
+from cyberhub.platform.errors import AppError, BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
 from cyberhub.platform.ids import new_id, now
 from cyberhub.store.db import Database, DuplicateKeyError, ReturnDocument
 
@@ -59,9 +59,6 @@ async def create(db: Database, *, user: dict, case_ids: Sequence[str], mode: str
                  max_open: int) -> dict:
     """The creator pays the entry and sits in slot 0; 409 when they cannot
     pay (nothing is created) or already have `max_open` waiting battles."""
-    open_now = await db.battles.count_documents({"createdBy": user["_id"], "status": {"$in": [CREATING, WAITING]}})
-    if open_now >= max_open:
-        raise Conflict(f"At most {max_open} waiting battles per player", code="battle_limit")
     versions = [catalogue.snapshot(await catalogue.get_active(db, case_id)) for case_id in case_ids]
     cost = sum(v["price"] for v in versions)
     if user["balance"] < cost:
@@ -74,13 +71,35 @@ async def create(db: Database, *, user: dict, case_ids: Sequence[str], mode: str
                                 amount=cost)
     slots: list[dict | None] = [None] * len(teams)
     slots[0] = _seat(0, teams[0], user, op_id)
-    await db.battles.insert_one({
+    battle = {
         "_id": battle_id, "status": CREATING, "mode": mode, "crazy": crazy, "teams": teams, "size": len(teams),
         "cases": versions, "entryCost": cost, "slots": slots, "seated": 1, "paid": 0, "rev": 0,
         "createdBy": user["_id"], "createdAt": stamp, "updatedAt": stamp, "startedAt": None, "finishedAt": None,
-        "serverSeed": seed, "serverSeedHash": seed_hash, "publicSeed": None, "revealed": 0,
-    })
+        "serverSeed": seed, "serverSeedHash": seed_hash, "publicSeed": None, "revealed": 0, "announced": 0,
+    }
+    if not await _insert_in_open_slot(db, battle, max_open):
+        await operations.discard(db, op["_id"])
+        raise Conflict(f"At most {max_open} waiting battles per player", code="battle_limit")
     return await _pay(db, op)
+
+
+def open_slot(user_id: str, k: int) -> str:
+    return f"{user_id}:{k}"
+
+
+async def _insert_in_open_slot(db: Database, battle: dict, max_open: int) -> bool:
+    """BATTLE_MAX_OPEN_PER_USER without check-then-act: a creating or waiting
+    battle holds one of its creator's `max_open` slots in `openSlot` (unique,
+    sparse index), so concurrent creates cannot both take the last one. The
+    slot is given back in the same write that moves the battle out of waiting
+    (start, cancel) or with the battle itself (a creating battle deleted)."""
+    for k in range(max_open):
+        try:
+            await db.battles.insert_one({**battle, "openSlot": open_slot(battle["createdBy"], k)})
+            return True
+        except DuplicateKeyError:
+            continue  # that slot is held by another open battle
+    return False
 
 
 # --- join -------------------------------------------------------------------------------------
@@ -121,12 +140,12 @@ async def join(db: Database, *, user: dict, battle_id: str, slot: int | None) ->
 
 
 def _check_joinable(battle: dict, user_id: str, slot: int | None) -> None:
+    if slot is not None and slot >= battle["size"]:  # bad input for this battle, whatever its state
+        raise BadRequest(f"This battle has slots 0 to {battle['size'] - 1}", code="battle_slot_invalid")
     if battle["status"] != WAITING:
         raise Conflict("The battle is not waiting for players", code="battle_not_waiting")
     if any(s is not None and s["userId"] == user_id for s in battle["slots"]):
         raise Conflict("You are already in this battle", code="battle_already_joined")
-    if slot is not None and slot >= battle["size"]:
-        raise Conflict(f"This battle has slots 0 to {battle['size'] - 1}", code="battle_slot_invalid")
     if slot is not None and battle["slots"][slot] is not None:
         raise Conflict("That slot is taken", code="battle_slot_taken")
     if None not in battle["slots"]:
@@ -210,12 +229,17 @@ async def leave(db: Database, *, user_id: str, battle_id: str) -> dict:
         raise Conflict("You are not in this battle", code="battle_not_joined")
     if not seat["paid"]:
         raise Conflict("Your entry is still being paid; try again", code="battle_entry_in_progress")
+    op_id = f"leave:{seat['entryOp']}"
     try:
-        op = await operations.begin(db, f"leave:{seat['entryOp']}", kind=LEAVE, user_id=user_id,
-                                    battleId=battle_id, slot=seat["slot"], entryOp=seat["entryOp"],
-                                    amount=battle["entryCost"])
+        op = await operations.begin(db, op_id, kind=LEAVE, user_id=user_id, battleId=battle_id,
+                                    slot=seat["slot"], entryOp=seat["entryOp"], amount=battle["entryCost"])
     except DuplicateKeyError:
-        raise Conflict("You are not in this battle", code="battle_not_joined") from None
+        # An earlier leave of this seat died before its seat change (the seat is
+        # still ours, paid): finish it, as cancel does, rather than refuse.
+        pending = await operations.get(db, op_id)
+        if pending is None or pending["state"] != operations.PENDING:
+            raise Conflict("You are not in this battle", code="battle_not_joined") from None
+        op = pending
     left = await db.battles.find_one_and_update(
         {"_id": battle_id, "status": WAITING, f"slots.{seat['slot']}.entryOp": seat["entryOp"],
          f"slots.{seat['slot']}.paid": True},
@@ -223,7 +247,12 @@ async def leave(db: Database, *, user_id: str, battle_id: str) -> dict:
         return_document=ReturnDocument.AFTER,
     )
     if left is None:
-        await operations.discard(db, op["_id"])
+        # The op may be shared with a concurrent retry of this leave: settle it
+        # as recovery would (seat gone → the refund, once; seat still held → discard).
+        if await repair_leave(db, op):
+            battle = await get(db, battle_id)
+            _check_leavable(battle)  # cancelled meanwhile: refunded, but say so
+            return battle  # a concurrent retry of this leave freed the seat
         _check_leavable(await get(db, battle_id))
         raise Conflict("You are not in this battle", code="battle_not_joined")
     await complete_leave(db, op)
@@ -279,7 +308,7 @@ async def complete_cancel(db: Database, op: dict) -> dict | None:
     battle = await db.battles.find_one_and_update(
         {"_id": op["battleId"], "status": WAITING},
         {"$set": {"status": CANCELLED, "cancelledAt": now(), "cancelledBy": op["by"], "cancelReason": op["reason"],
-                  "updatedAt": now()}, "$inc": {"rev": 1}},
+                  "updatedAt": now()}, "$inc": {"rev": 1}, "$unset": {"openSlot": ""}},
         return_document=ReturnDocument.AFTER,
     )
     if battle is None:
@@ -325,21 +354,6 @@ async def add_bots(db: Database, *, user_id: str, battle_id: str) -> dict:
     return filled
 
 
-def _outcome(battle: dict) -> dict:
-    """Everything decided at the start, from the seeds alone."""
-    seats = battle["slots"]
-    seed = draws.public_seed([s["clientSeed"] for s in seats])
-    rounds = draws.draw_rounds(battle["serverSeed"], seed, battle["cases"], battle["size"])
-    totals = draws.slot_totals(rounds, battle["size"])
-    team = draws.winning_team(battle["serverSeed"], seed, battle["teams"], totals, crazy=battle["crazy"])
-    winners = [i for i, t in enumerate(battle["teams"]) if t == team]
-    owners = draws.allocate(rounds, [i for i in winners if not seats[i]["bot"]])
-    for r, row in enumerate(rounds):
-        for result in row:
-            result["owner"] = owners.get((r, result["slot"]))
-    return {"publicSeed": seed, "draws": rounds, "finalTotals": totals, "winners": winners}
-
-
 async def try_start(db: Database, battle_id: str) -> dict | None:
     """waiting → running once every seat is paid, with every round drawn and
     stored in that same write. The started battle, or None (not ready, or
@@ -350,12 +364,17 @@ async def try_start(db: Database, battle_id: str) -> dict | None:
     return await db.battles.find_one_and_update(
         {"_id": battle_id, "status": WAITING, "rev": battle["rev"], "paid": battle["size"]},
         {"$set": {"status": RUNNING, "startedAt": now(), "revealedAt": now(), "updatedAt": now(),
-                  **_outcome(battle)}},
+                  **draws.outcome(battle)}, "$unset": {"openSlot": ""}},
         return_document=ReturnDocument.AFTER,
     )
 
 
-async def replay_body(db: Database, op: dict) -> dict:
-    """The answer stored for an Idempotency-Key whose create request died after its entry finished."""
+async def replay_body(db: Database, op: dict) -> tuple[int, dict] | None:
+    """The answer (201, as the create's) stored for an Idempotency-Key whose
+    create request died after its entry finished; None when the entry ended
+    refunded (its battle deleted or cancelled first): no battle was created for
+    the key, so it is forgotten and a retry creates one afresh."""
     battle = await db.battles.find_one({"_id": op["battleId"]})
-    return {"success": True, "battle": public_battle(battle)}
+    if battle is None or not _holds(battle, op):
+        return None
+    return 201, {"success": True, "battle": public_battle(battle)}
