@@ -29,8 +29,8 @@ from cyberhub.catalogue import cases as catalogue
 from cyberhub.money import idempotency
 from cyberhub.platform.ids import new_id
 from cyberhub.platform.openapi import Operation, Param, endpoints
-from handlers.base import cursor_param, limit_param
-from handlers.cases import AdminBase
+from handlers.base import AdminBase, cursor_param, limit_param
+from handlers.cases import CatalogueAdminBase
 
 TAGS = ("admin",)
 
@@ -151,7 +151,7 @@ class AdminRestoreUserHandler(AdminHandler):
 # --- cases ------------------------------------------------------------------------------------
 
 
-class AdminCaseRestoreHandler(AdminBase):
+class AdminCaseRestoreHandler(CatalogueAdminBase):
     api = endpoints(post=Operation("List a deleted case again (cases:updated is emitted)", AdminCaseResponse,
                                    auth="admin", errors=(404, 409), tags=TAGS))
 

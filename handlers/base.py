@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from cyberhub.accounts import users as accounts
 from cyberhub.accounts.security import bearer_token
+from cyberhub.admin import audit
 from cyberhub.platform.errors import (
     AppError,
     BadRequest,
@@ -285,3 +286,13 @@ class NotFoundHandler(BaseHandler):
             self.refuse_after_body(
                 NotFound(f"No such endpoint: {self.request.method} {self.request.path}", code="route_not_found")
             )
+
+
+class AdminBase(BaseHandler):
+    """Admin-only endpoints (403 admin_required otherwise), with the audit trail."""
+
+    required_role = "admin"
+
+    async def audit(self, action: str, target: str, details: dict | None = None) -> None:
+        """The admin audit trail (GET /api/admin/audit), after the change succeeded."""
+        await audit.append(self.db, admin_id=self.user_id, action=action, target=target, details=details)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from cyberhub.admin import audit
 from cyberhub.admin import cases as admin_cases
 from cyberhub.admin.models import AdminCaseListResponse
 from cyberhub.catalogue import cache as catalogue_cache
@@ -10,7 +9,7 @@ from cyberhub.catalogue import cases as catalogue
 from cyberhub.catalogue.models import CaseInput, CaseListResponse, CaseResponse
 from cyberhub.platform.models import Envelope
 from cyberhub.platform.openapi import Operation, endpoints
-from handlers.base import BaseHandler
+from handlers.base import AdminBase, BaseHandler
 
 
 class CaseListHandler(BaseHandler):
@@ -28,10 +27,8 @@ class CaseListHandler(BaseHandler):
         return getattr(self, "_etag", None)
 
 
-class AdminBase(BaseHandler):
-    """Admin-only endpoints: catalogue changes and the audit trail."""
-
-    required_role = "admin"
+class CatalogueAdminBase(AdminBase):
+    """Admin endpoints that change the catalogue."""
 
     async def _changed(self) -> None:
         """After a successful write: every process rebuilds, this one at once."""
@@ -40,12 +37,8 @@ class AdminBase(BaseHandler):
         self.services.catalogue_cache.invalidate()
         await self.notifier.cases_updated()
 
-    async def audit(self, action: str, target: str, details: dict | None = None) -> None:
-        """The admin audit trail (GET /api/admin/audit), after the change succeeded."""
-        await audit.append(self.db, admin_id=self.user_id, action=action, target=target, details=details)
 
-
-class AdminCaseCreateHandler(AdminBase):
+class AdminCaseCreateHandler(CatalogueAdminBase):
     api = endpoints(post=Operation("Create a case", CaseResponse, request=CaseInput, auth="admin", status=201,
                                    tags=("admin",)),
                     get=Operation("Every case, deleted ones included (active: false)", AdminCaseListResponse,
@@ -62,7 +55,7 @@ class AdminCaseCreateHandler(AdminBase):
         self.write_json(CaseResponse(case=catalogue.public_case(case)), 201)
 
 
-class AdminCaseHandler(AdminBase):
+class AdminCaseHandler(CatalogueAdminBase):
     api = endpoints(
         put=Operation("Replace a case (makes a new version)", CaseResponse, request=CaseInput, auth="admin",
                       errors=(404, 409), tags=("admin",)),

@@ -12,8 +12,7 @@ from cyberhub.platform.errors import NotFound
 from cyberhub.platform.ids import as_utc
 from cyberhub.platform.models import Envelope
 from cyberhub.platform.openapi import Operation, endpoints
-from handlers.base import BaseHandler, limit_param
-from handlers.cases import AdminBase
+from handlers.base import AdminBase, BaseHandler, limit_param
 
 TAGS = ("chat",)
 
