@@ -159,6 +159,7 @@ class BattleRunner:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.events.lobby_feed.close()  # the lobby's last states still go out
 
 
 def _receivers(battle: dict) -> list[str]:
