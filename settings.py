@@ -77,9 +77,9 @@ class Settings(BaseSettings):
     live_feed_max_per_second: int = Field(10, ge=0)  # drop:new broadcasts per second; 0 = no cap
     shutdown_timeout_seconds: float = Field(30.0, ge=0)
     # Chat (cyberhub/chat). CHAT_MAX_PER_SECOND: site-wide chat:send cap, above it
-    # chat_slow_mode (0 = no cap); provisional default, to be confirmed by bench/.
+    # chat_slow_mode (0 = no cap); the default is measured (bench/README.md "Chat").
     chat_max_length: int = Field(300, ge=1, le=10_000)
-    chat_max_per_second: int = Field(15, ge=0)
+    chat_max_per_second: int = Field(5, ge=0)
     chat_min_deposited: int = Field(0, ge=0)  # minor units deposited before one may chat; 0 = anyone
     chat_history_size: int = Field(1000, ge=1, le=1_000_000)
     # Behind a reverse proxy / load balancer: take the client IP from X-Forwarded-For / X-Real-Ip.

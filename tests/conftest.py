@@ -82,6 +82,9 @@ def make_settings(**overrides: Any) -> Settings:
         # Every client of the suite is 127.0.0.1: the per-address limit stays on,
         # high; tests/test_socket_limits.py sets real ones.
         "socket_max_per_address": 100000,
+        # The site-wide chat cap is a capacity guard sized for production viewers;
+        # the chat tests that exercise it set their own.
+        "chat_max_per_second": 1000,
         # Limits stay on (same code path) but high enough for a suite that hammers
         # one IP; tests/test_rate_limits.py sets real ones.
         **{name: "100000/minute" for name in Settings.model_fields
