@@ -89,8 +89,14 @@ class Draw:
                 doc[field] = value()
         return doc
 
-    def filter(self) -> dict:
+    def filter(self, *, upsert: bool = False) -> dict:
+        """A filter; with `upsert`, none of the `_id: {$in: ...}` ones (plain mongomock would
+        store the `$in` document itself as the `_id`, then fail to expire it)."""
         r = self.rng
+        by_ids = [
+            lambda: {"_id": {"$in": [self.id() for _ in range(r.randint(0, 4))]}},
+            lambda: {"_id": {"$in": [self.id(), self.id()]}, "userId": self.user(), "status": "owned"},
+        ]
         kinds = [
             lambda: {"_id": self.id()},
             lambda: {"_id": self.id(), "state": self.state()},
@@ -109,7 +115,7 @@ class Draw:
             lambda: {"_id": self.id(), "$bogus": 1},  # invalid: both must raise the same
             lambda: {"userId": self.user(), "n": {"$bad": 1}},
         ]
-        return r.choice(kinds)()
+        return r.choice(kinds if upsert else kinds + by_ids)()
 
     def update(self) -> dict:
         r = self.rng
@@ -175,17 +181,19 @@ async def test_same_results_as_plain_mongomock(clock: Clock, seed: int) -> None:
         if roll < 0.3:
             op, args, kwargs = "insert_one", (name, draw.doc()), {}
         elif roll < 0.45:
-            op, args, kwargs = rng.choice(["update_one", "update_many"]), (name, draw.filter(), draw.update()), {
-                "upsert": rng.random() < 0.2}
+            upsert = rng.random() < 0.2
+            op, args, kwargs = rng.choice(["update_one", "update_many"]), (
+                name, draw.filter(upsert=upsert), draw.update()), {"upsert": upsert}
         elif roll < 0.5:
             replacement = {k: v for k, v in draw.doc().items() if k != "_id"}
-            op, args, kwargs = "replace_one", (name, draw.filter(), replacement), {"upsert": rng.random() < 0.3}
+            upsert = rng.random() < 0.3
+            op, args, kwargs = "replace_one", (name, draw.filter(upsert=upsert), replacement), {"upsert": upsert}
         elif roll < 0.56:
             op, args, kwargs = rng.choice(["delete_one", "delete_many"]), (name, draw.filter()), {}
         elif roll < 0.64:
-            op, args, kwargs = "find_one_and_update", (name, draw.filter(), draw.update()), {
-                "return_document": rng.choice([ReturnDocument.AFTER, ReturnDocument.BEFORE]),
-                "upsert": rng.random() < 0.2}
+            upsert = rng.random() < 0.2
+            op, args, kwargs = "find_one_and_update", (name, draw.filter(upsert=upsert), draw.update()), {
+                "return_document": rng.choice([ReturnDocument.AFTER, ReturnDocument.BEFORE]), "upsert": upsert}
         elif roll < 0.66:
             op, args, kwargs = "find_one_and_delete", (name, draw.filter()), {}
         elif roll < 0.74:
@@ -255,6 +263,8 @@ async def test_request_path_queries_read_no_whole_collection(clock: Clock) -> No
     cursor = {"$or": [{"wonAt": {"$lt": T0}}, {"wonAt": T0, "_id": {"$lt": page[-1]["_id"]}}]}
     assert await db.inventory.find({"userId": "user1", **cursor}).sort([("wonAt", -1)]).limit(5).to_list(None)
     assert await db.inventory.find_one({"_id": "item1", "userId": "user1"})
+    assert len(await db.inventory.find({"_id": {"$in": ["item2", "item3", "nope"]}, "userId": "user2"}).to_list(
+        None)) <= 2  # an upgrade's stake: looked up by id, never a scan
     await db.inventory.update_one({"_id": "item1", "status": "owned"}, {"$set": {"status": "sold"}})
     assert await db.inventory.count_documents({"userId": "user1", "status": "owned"}) == 9
     assert await db.inventory.count_documents({"status": "sold"}) == 1

@@ -58,6 +58,12 @@ def _index_keys(doc: dict) -> tuple:
     return tuple(keys)
 
 
+def _string_in(value: Any) -> bool:
+    """`{"$in": [str, ...]}` and nothing else."""
+    return (type(value) is dict and value.keys() == {"$in"} and type(value["$in"]) is list
+            and all(type(v) is str for v in value["$in"]))
+
+
 def _naive_datetime(value: Any) -> bool:
     return type(value) is datetime and value.tzinfo is None
 
@@ -262,6 +268,10 @@ def _indexed_collection_store() -> type:
                 if field == "_id" and type(value) is str:
                     doc = self._documents.get(value)
                     return ([] if doc is None else [doc]), single
+                if field == "_id" and _string_in(value):  # a few ids (an upgrade's stake)
+                    found = sorted((self._seqs[k], k) for k in set(value["$in"]) if k in self._documents)
+                    self.listed += len(found)
+                    return [self._documents[k] for _, k in found], False
                 if field in self._eq and type(value) is str:
                     size = len(self._eq[field].get(value, ())) + len(self._eq_odd[field])
                     kind = "eq"
