@@ -142,8 +142,12 @@ class RateLimiter:
 
 async def _drop_newest(storage: Storage, window: str) -> None:
     """Removes the newest entry of a moving window. `limits` has no call for
-    it, so this reads its two stores' layouts (a list, newest first, in both;
-    tests/test_chat.py covers both)."""
+    it, so this relies on its two stores' layouts, checked against limits
+    5.8.0 (requirements.txt): `MemoryStorage.events[key]` is a list of entry
+    times, newest first; `RedisStorage` keeps the window as a Redis list,
+    newest first, at `bridge.prefixed_key(key)`, reached through
+    `bridge.get_connection()`. tests/test_chat.py gives a hit back on both
+    stores (a real redis-server) and fails if either layout changes."""
     if isinstance(storage, MemoryStorage):
         entries = storage.events.get(window)
         if entries:
