@@ -23,7 +23,7 @@
 import fs from "node:fs";
 import { io } from "socket.io-client";
 
-import { log, now, pct, readLine, sleep, transportsOf } from "./common.mjs";
+import { log, now, onFinalTransport, pct, readLine, sleep, transportsOf, waitAll } from "./common.mjs";
 
 const PREFIX = "bench message ";
 
@@ -70,6 +70,9 @@ async function viewers(plan) {
     : () => { received++; }));
   const connectSeconds = (now() - t0) / 1000;
   log(`viewers: connected ${sockets.length}/${plan.clients} in ${connectSeconds.toFixed(2)} s`);
+  // Measure from a steady state: the default client's upgrades done too.
+  const settled = await waitAll(sockets, (s) => onFinalTransport(s, transportsOption), 60000);
+  log(`viewers: ${settled} on their final transport after ${((now() - t0) / 1000).toFixed(2)} s`);
   process.stdout.write(JSON.stringify({ ready: true }) + "\n");
   const senders = JSON.parse(await readLine());
   await sleep(plan.graceMs ?? 5000);

@@ -64,3 +64,17 @@ export function transportsOf(plan) {
   if (!("transports" in plan)) return { transports: ["websocket"] };
   return plan.transports === null ? {} : { transports: plan.transports };
 }
+
+// Connected, and for the default client (no `transports` option) upgraded to the
+// websocket: the state a steady-state measurement starts from.
+export function onFinalTransport(socket, options) {
+  return socket.connected && socket.io.engine
+    && (options.transports ? true : socket.io.engine.transport.name === "websocket");
+}
+
+// How many of `sockets` pass `check` once all do, or when `timeoutMs` is over.
+export async function waitAll(sockets, check, timeoutMs) {
+  const deadline = now() + timeoutMs;
+  while (!sockets.every(check) && now() < deadline) await sleep(20);
+  return sockets.filter(check).length;
+}

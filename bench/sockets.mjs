@@ -34,7 +34,7 @@
 import fs from "node:fs";
 import { io } from "socket.io-client";
 
-import { agent, log, now, pct, readLine, request, sleep, transportsOf } from "./common.mjs";
+import { agent, log, now, onFinalTransport, pct, readLine, request, sleep, transportsOf, waitAll } from "./common.mjs";
 
 function rssKiB(pid) {
   if (!pid) return null;
@@ -191,16 +191,7 @@ async function mixed(plan, sockets) {
 // once (engine.close(): to the client a lost connection, so it reconnects with its
 // default back-off: 1 s ± 50 %, doubling, at most 5 s), then time until each is back
 // (connected again and, for the default client, upgraded).
-function settled(socket) {
-  return socket.connected && socket.io.engine && (!transportsOption.transports
-    ? socket.io.engine.transport.name === "websocket" : true);
-}
-
-async function waitAll(sockets, check, timeoutMs) {
-  const deadline = now() + timeoutMs;
-  while (!sockets.every(check) && now() < deadline) await sleep(20);
-  return sockets.filter(check).length;
-}
+const settled = (socket) => onFinalTransport(socket, transportsOption);
 
 async function storm(plan, sockets) {
   const timeoutMs = plan.storm.timeoutMs ?? 120000;
