@@ -118,13 +118,18 @@ class VerifyHandler(BaseHandler):
             raise invalid(name, "must be a non-negative integer")
         return int(value)
 
-    async def get(self) -> None:
+    def _seed_pair(self) -> tuple[str, str, int]:
+        """A verify request's serverSeed, clientSeed and nonce, each checked."""
         server_seed, client_seed = self._arg("serverSeed"), self._arg("clientSeed")
         if not SEED_PATTERN.match(server_seed):
             raise invalid("serverSeed", "must be 64 lowercase hex characters")
         if not CLIENT_SEED_PATTERN.match(client_seed):
             raise invalid("clientSeed", "must be 1–64 printable ASCII characters")
-        nonce, version = self._int_arg("nonce"), self._int_arg("version")
+        return server_seed, client_seed, self._int_arg("nonce")
+
+    async def get(self) -> None:
+        server_seed, client_seed, nonce = self._seed_pair()
+        version = self._int_arg("version")
         if version < 1:
             raise invalid("version", "must be a positive integer")
         case_version = await catalogue.get_version(self.db, self._arg("caseId"), version)

@@ -15,7 +15,7 @@ from cyberhub.platform.openapi import Operation, Param, endpoints
 from handlers.admin import TAGS as ADMIN_TAGS
 from handlers.admin import StatsBase, range_params
 from handlers.base import BaseHandler
-from handlers.fair import CLIENT_SEED_PATTERN, MAX_QUERY_INT, SEED_PATTERN, VerifyHandler, invalid
+from handlers.fair import MAX_QUERY_INT, VerifyHandler, invalid
 
 # A plain decimal (what JSON writes for a chance, exponent included); never nan or inf.
 CHANCE_TEXT = re.compile(r"[0-9]{1,20}(\.[0-9]{1,30})?([eE][-+]?[0-9]{1,3})?|\.[0-9]{1,30}")
@@ -89,12 +89,7 @@ class UpgradeVerifyHandler(VerifyHandler):
     )
 
     async def get(self) -> None:
-        server_seed, client_seed = self._arg("serverSeed"), self._arg("clientSeed")
-        if not SEED_PATTERN.match(server_seed):
-            raise invalid("serverSeed", "must be 64 lowercase hex characters")
-        if not CLIENT_SEED_PATTERN.match(client_seed):
-            raise invalid("clientSeed", "must be 1–64 printable ASCII characters")
-        nonce = self._int_arg("nonce")
+        server_seed, client_seed, nonce = self._seed_pair()
         text = self._arg("chance")
         chance = float(text) if CHANCE_TEXT.fullmatch(text) else -1.0
         if not 0 <= chance <= 1:
