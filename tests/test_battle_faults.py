@@ -17,6 +17,7 @@ from cyberhub.games.battles import seats as battle_seats
 from cyberhub.server import recovery
 from cyberhub.server.lifecycle import recover_battles
 from tests.support.battles import assert_battle_invariants, create, make_cases, player, watch
+from tests.support.chaos import failure_points
 from tests.support.invariants import assert_money_invariants
 
 
@@ -140,24 +141,20 @@ async def test_battle_failure_after_every_step_then_recovery(live, name):
     live.chaos.disarm()
     assert len(writes) >= 3, writes
 
-    n = 0
-    for index in range(1, len(writes) + 1):
-        for after_apply in (False, True):
-            n += 1
-            ctx = await scenario.prepare(live, n, shared)
-            live.chaos.arm(index, after_apply=after_apply)
-            reply = await scenario.act(live, ctx)
-            live.chaos.disarm()
-            where = f"{'after' if after_apply else 'before'} write #{index} {writes[index - 1]}"
-            assert live.chaos.tripped, where
-            assert reply.status == 503 and reply.body["code"] == "database_unavailable", (where, reply)
-            await recovery.recover(live.db, grace_seconds=0)
-            await recover_battles(live.services)
-            await assert_money_invariants(live.db)
-            await assert_battle_invariants(live.db)
-            await scenario.check(live, ctx)
-            await assert_money_invariants(live.db)
-            await assert_battle_invariants(live.db)
+    for point in failure_points(writes):
+        ctx = await scenario.prepare(live, point.n, shared)
+        live.chaos.arm(point.index, after_apply=point.after_apply)
+        reply = await scenario.act(live, ctx)
+        live.chaos.disarm()
+        assert live.chaos.tripped, point.where
+        assert reply.status == 503 and reply.body["code"] == "database_unavailable", (point.where, reply)
+        await recovery.recover(live.db, grace_seconds=0)
+        await recover_battles(live.services)
+        await assert_money_invariants(live.db)
+        await assert_battle_invariants(live.db)
+        await scenario.check(live, ctx)
+        await assert_money_invariants(live.db)
+        await assert_battle_invariants(live.db)
 
 
 async def test_reveal_and_settle_fail_at_every_write_then_resume_once(live):
@@ -182,21 +179,18 @@ async def test_reveal_and_settle_fail_at_every_write_then_resume_once(live):
     assert (await live.db.battles.find_one({"_id": first}))["status"] == "finished"
     assert len(writes) >= 2 + 4 + 1, writes  # two reveals, the draws (and items), the finish
 
-    n = 0
-    for index in range(1, len(writes) + 1):
-        for after_apply in (False, True):
-            n += 1
-            battle_id = await running_battle(n)
-            live.chaos.arm(index, after_apply=after_apply)
-            await quiet.run(battle_id)
-            live.chaos.disarm()
-            assert live.chaos.tripped, (index, after_apply)
-            await quiet.run(battle_id)  # resumed, as by the recovery pass
-            battle = await live.db.battles.find_one({"_id": battle_id})
-            assert battle["status"] == "finished" and battle["revealed"] == 2, (index, after_apply)
-            assert await live.db.battle_draws.count_documents({"battleId": battle_id}) == 4
-            await assert_money_invariants(live.db)
-            await assert_battle_invariants(live.db)
+    for point in failure_points(writes):
+        battle_id = await running_battle(point.n)
+        live.chaos.arm(point.index, after_apply=point.after_apply)
+        await quiet.run(battle_id)
+        live.chaos.disarm()
+        assert live.chaos.tripped, point.where
+        await quiet.run(battle_id)  # resumed, as by the recovery pass
+        battle = await live.db.battles.find_one({"_id": battle_id})
+        assert battle["status"] == "finished" and battle["revealed"] == 2, point.where
+        assert await live.db.battle_draws.count_documents({"battleId": battle_id}) == 4
+        await assert_money_invariants(live.db)
+        await assert_battle_invariants(live.db)
 
 
 async def _key_left_running(live, user_id: str, key: str) -> dict:
@@ -297,21 +291,18 @@ async def test_no_battle_event_is_lost_to_a_crash_in_the_reveal(live):
     writes = list(live.chaos.writes)
     live.chaos.disarm()
 
-    n = 0
-    for index in range(1, len(writes) + 1):
-        for after_apply in (False, True):
-            n += 1
-            battle_id = await running_battle(n)
-            client, events = await watch(live, battle_id)
-            live.chaos.arm(index, after_apply=after_apply)
-            await quiet.run(battle_id)
-            live.chaos.disarm()
-            assert live.chaos.tripped, (index, after_apply)
-            await battle_reveal.recover(live.db, quiet, grace_seconds=0, waiting_minutes=60)
-            await asyncio.gather(*quiet.tasks.values())
-            await events.wait_for("battle:finished", predicate=lambda d, b=battle_id: d["battleId"] == b)
-            rounds = {d["round"] for d in events.of("battle:round") if d["battleId"] == battle_id}
-            assert rounds == {0, 1}, (index, after_apply, writes[index - 1])
-            await client.disconnect()
-            stored = await live.db.battles.find_one({"_id": battle_id})
-            assert stored["announced"] == 2 and stored["finishAnnounced"] is True, (index, after_apply)
+    for point in failure_points(writes):
+        battle_id = await running_battle(point.n)
+        client, events = await watch(live, battle_id)
+        live.chaos.arm(point.index, after_apply=point.after_apply)
+        await quiet.run(battle_id)
+        live.chaos.disarm()
+        assert live.chaos.tripped, point.where
+        await battle_reveal.recover(live.db, quiet, grace_seconds=0, waiting_minutes=60)
+        await asyncio.gather(*quiet.tasks.values())
+        await events.wait_for("battle:finished", predicate=lambda d, b=battle_id: d["battleId"] == b)
+        rounds = {d["round"] for d in events.of("battle:round") if d["battleId"] == battle_id}
+        assert rounds == {0, 1}, point.where
+        await client.disconnect()
+        stored = await live.db.battles.find_one({"_id": battle_id})
+        assert stored["announced"] == 2 and stored["finishAnnounced"] is True, point.where

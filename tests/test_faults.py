@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from cyberhub.server import recovery
+from tests.support.chaos import failure_points
 from tests.support.invariants import assert_money_invariants
 from tests.test_economy import create_case, funded_user
 
@@ -125,21 +126,17 @@ async def test_failure_after_every_step_then_recovery(live, name):
     live.chaos.disarm()
     assert len(writes) >= 4, writes
 
-    n = 0
-    for index in range(1, len(writes) + 1):
-        for after_apply in (False, True):
-            n += 1
-            ctx = await scenario.prepare(live, n)
-            live.chaos.arm(index, after_apply=after_apply)
-            reply = await scenario.act(live, ctx)
-            live.chaos.disarm()
-            where = f"{'after' if after_apply else 'before'} write #{index} {writes[index - 1]}"
-            assert live.chaos.tripped, where
-            assert reply.status == 503 and reply.body["code"] == "database_unavailable", (where, reply)
-            await recovery.recover(live.db, grace_seconds=0)
-            await assert_money_invariants(live.db)
-            await scenario.check(live, ctx)
-            await assert_money_invariants(live.db)
+    for point in failure_points(writes):
+        ctx = await scenario.prepare(live, point.n)
+        live.chaos.arm(point.index, after_apply=point.after_apply)
+        reply = await scenario.act(live, ctx)
+        live.chaos.disarm()
+        assert live.chaos.tripped, point.where
+        assert reply.status == 503 and reply.body["code"] == "database_unavailable", (point.where, reply)
+        await recovery.recover(live.db, grace_seconds=0)
+        await assert_money_invariants(live.db)
+        await scenario.check(live, ctx)
+        await assert_money_invariants(live.db)
 
 
 async def test_restart_completes_an_interrupted_opening(start_live):

@@ -11,6 +11,7 @@ import asyncio
 import pytest
 
 from cyberhub.server import recovery
+from tests.support.chaos import failure_points
 from tests.support.invariants import assert_money_invariants
 from tests.test_economy import create_case
 from tests.test_upgrades import FODDER, next_roll, player_with_items, target_case
@@ -65,21 +66,17 @@ async def test_upgrade_failure_after_every_step_then_recovery(live, key):
     live.chaos.disarm()
     assert ("inventory", "update_many") in writes and ("users", "find_one_and_update") in writes, writes
 
-    n = 0
-    for index in range(1, len(writes) + 1):
-        for after_apply in (False, True):
-            n += 1
-            ctx = await _prepare(live, n, state)
-            live.chaos.arm(index, after_apply=after_apply)
-            reply = await _act(live, ctx, key)
-            live.chaos.disarm()
-            where = f"{'after' if after_apply else 'before'} write #{index} {writes[index - 1]}"
-            assert live.chaos.tripped, where
-            assert reply.status == 503 and reply.body["code"] == "database_unavailable", (where, reply)
-            await recovery.recover(live.db, grace_seconds=0)
-            await assert_money_invariants(live.db)
-            await _check(live, ctx, key)
-            await assert_money_invariants(live.db)
+    for point in failure_points(writes):
+        ctx = await _prepare(live, point.n, state)
+        live.chaos.arm(point.index, after_apply=point.after_apply)
+        reply = await _act(live, ctx, key)
+        live.chaos.disarm()
+        assert live.chaos.tripped, point.where
+        assert reply.status == 503 and reply.body["code"] == "database_unavailable", (point.where, reply)
+        await recovery.recover(live.db, grace_seconds=0)
+        await assert_money_invariants(live.db)
+        await _check(live, ctx, key)
+        await assert_money_invariants(live.db)
 
 
 async def test_restart_finishes_an_upgrade_interrupted_after_its_nonce_moved(start_live):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,3 +153,24 @@ class ChaosDatabase:
     async def command(self, *args: Any, **kwargs: Any) -> Any:
         await self.chaos.before("$cmd", "command")
         return await self._db.command(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class FailurePoint:
+    """One place to cut an operation off: `arm(index, after_apply=...)`."""
+
+    n: int  # 1, 2, ...: the how-manieth point (tests set up fresh data per point)
+    index: int  # the 1-based write to fail
+    after_apply: bool  # after the write took effect (its reply lost), else before
+    where: str  # for assertion messages
+
+
+def failure_points(writes: list[tuple[str, str]]) -> Iterator[FailurePoint]:
+    """Every place an operation whose clean run made `writes` can be cut off:
+    before each of its writes, and after each with the reply lost."""
+    n = 0
+    for index in range(1, len(writes) + 1):
+        for after_apply in (False, True):
+            n += 1
+            yield FailurePoint(n, index, after_apply,
+                               f"{'after' if after_apply else 'before'} write #{index} {writes[index - 1]}")
