@@ -64,19 +64,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-async def node_load(plan: dict) -> dict:
-    proc = await asyncio.create_subprocess_exec("node", str(BENCH / "load.mjs"), stdin=asyncio.subprocess.PIPE,
-                                                stdout=asyncio.subprocess.PIPE)
-    out, _ = await proc.communicate(json.dumps(plan).encode())
-    if proc.returncode:
-        raise RuntimeError(f"load.mjs exited with {proc.returncode}")
-    return json.loads(out)
-
-
 async def wrk(url: str, seconds: int, connections: int) -> dict:
     cmd = [shutil.which("wrk") or "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
@@ -127,17 +114,18 @@ class Bench:
 
         await harness.gather_bounded([lambda i=i, c=c: edit(i, c) for i, c in enumerate(ids)], a.seed_concurrency)
         self.case_ids = ids[: a.active]
-        log(f"{a.cases} cases created, edited, {a.cases - a.active} deleted in {time.perf_counter() - t0:.0f} s")
+        harness.log(f"{a.cases} cases created, edited, {a.cases - a.active} deleted "
+                    f"in {time.perf_counter() - t0:.0f} s")
         t0 = time.perf_counter()
         self.users = await harness.gather_bounded(
             [lambda i=i: harness.register(s, srv, f"g{self.tag}_{i}") for i in range(a.users)], a.seed_concurrency)
-        log(f"{a.users} users registered in {time.perf_counter() - t0:.0f} s")
+        harness.log(f"{a.users} users registered in {time.perf_counter() - t0:.0f} s")
         # Enough for every opening of the run, spread round-robin, twice over.
         per_user = 2 * math.ceil((a.openings + 12 * a.measure) / a.users) * harness.CASE_PRICE
         t0 = time.perf_counter()
         await harness.gather_bounded([lambda u=u: harness.top_up(s, srv, u.id, per_user) for u in self.users],
                                      a.seed_concurrency)
-        log(f"users topped up with {per_user} each in {time.perf_counter() - t0:.0f} s")
+        harness.log(f"users topped up with {per_user} each in {time.perf_counter() - t0:.0f} s")
 
     # -- load ---------------------------------------------------------------------
     def open_requests(self, n: int) -> list[dict]:
@@ -151,7 +139,7 @@ class Bench:
                 "timeLimit": 600, "expect": list(expect), "bins": bins}
         if key:
             plan["idempotencyPrefix"] = key
-        result = await node_load(plan)
+        result = await harness.node_load(plan)
         if result["errors"]:
             raise RuntimeError(f"errors in a load run: {result['statuses']}")
         return result
@@ -204,7 +192,7 @@ class Bench:
             figures[name] = await self.run(requests, a.measure)
         figures["GET /api/cases (wrk)"] = await wrk(f"{self.server.base}/api/cases", a.wrk_duration, a.inflight)
         for name, fig in figures.items():
-            log(f"  {name}: {fig['rps']:.0f}/s")
+            harness.log(f"  {name}: {fig['rps']:.0f}/s")
         return {"stored": stored_before, "rss_mib": harness.rss_kib(self.server.pid) / 1024, "figures": figures}
 
     async def bare_tornado(self) -> dict:
@@ -296,7 +284,7 @@ def plot(path: Path, checkpoints: list[dict], fills: list[dict], title: str) -> 
 async def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     machine = harness.machine_line()
-    log(machine)
+    harness.log(machine)
     server = await harness.start_server()
     started = time.time()
     try:
@@ -306,16 +294,16 @@ async def main(argv: list[str] | None = None) -> int:
             checkpoints, fills = [], []
             target = 0
             while True:
-                log(f"measuring with {bench.stored:,} openings stored")
+                harness.log(f"measuring with {bench.stored:,} openings stored")
                 checkpoints.append(await bench.measure())
                 if bench.stored >= args.openings:
                     break
                 target = min(args.openings, max(target + args.step, bench.stored + 1))
                 before = bench.stored
-                log(f"filling {before:,} → {target:,}")
+                harness.log(f"filling {before:,} → {target:,}")
                 result = await bench.opens(target - before, bins=True)
                 fills.append({"from": before, "to": bench.stored, "result": result})
-                log(f"  {result['rps']:.0f} opens/s, first¼ {result['firstQuarterRps']} → last¼ "
+                harness.log(f"  {result['rps']:.0f} opens/s, first¼ {result['firstQuarterRps']} → last¼ "
                     f"{result['lastQuarterRps']}")
             comparison = await bench.bare_tornado()
     finally:
@@ -336,7 +324,7 @@ async def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(report, indent=1))
     if args.plot:
         plot(args.plot, checkpoints, fills, f"{machine[:160]}")
-        log(f"plot written to {args.plot}")
+        harness.log(f"plot written to {args.plot}")
     return 0
 
 

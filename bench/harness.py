@@ -30,6 +30,7 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
+LOAD_MJS = str(ROOT / "bench" / "load.mjs")
 START_LIMIT = 60.0  # seconds for the server to answer /health
 STOP_LIMIT = 45.0  # seconds for a graceful SIGTERM shutdown before SIGKILL
 CASE_PRICE = 100  # cents
@@ -42,6 +43,21 @@ _SCRUBBED = (
     "ARGON2_TIME_COST", "ARGON2_MEMORY_KIB", "ARGON2_PARALLELISM", "METRICS_TOKEN",
 )
 _SCRUBBED_PREFIXES = ("RATE_LIMIT_", "SOCKET_", "IDEMPOTENCY_", "RECOVERY_", "PAYMENT_")
+
+
+def log(msg: str) -> None:
+    """A progress line on stderr, with the time."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+async def node_load(plan: dict) -> dict:
+    """One run of bench/load.mjs (Node's http, open or closed loop) with `plan`; its JSON result."""
+    proc = await asyncio.create_subprocess_exec("node", LOAD_MJS, stdin=asyncio.subprocess.PIPE,
+                                                stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate(json.dumps(plan).encode())
+    if proc.returncode:
+        raise RuntimeError(f"load.mjs exited with {proc.returncode}")
+    return json.loads(out)
 
 
 def free_port() -> int:

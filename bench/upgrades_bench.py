@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import secrets
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -56,19 +54,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-async def node_load(plan: dict) -> dict:
-    proc = await asyncio.create_subprocess_exec("node", str(BENCH / "load.mjs"), stdin=asyncio.subprocess.PIPE,
-                                                stdout=asyncio.subprocess.PIPE)
-    out, _ = await proc.communicate(json.dumps(plan).encode())
-    if proc.returncode:
-        raise RuntimeError(f"load.mjs exited with {proc.returncode}")
-    return json.loads(out)
-
-
 async def create(session: aiohttp.ClientSession, server: harness.Server, token: str, body: dict) -> dict:
     async with session.post(f"{server.base}/api/admin/cases", json=body,
                             headers={"Authorization": f"Bearer {token}"}) as r:
@@ -95,7 +80,7 @@ def bearer(user: harness.User) -> dict:
 
 
 async def main(args: argparse.Namespace) -> int:
-    log(harness.machine_line())
+    harness.log(harness.machine_line())
     server = await harness.start_server()
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
@@ -113,8 +98,8 @@ async def main(args: argparse.Namespace) -> int:
             amount = int((opens_each + upgrades_each) * 100 * 1.1) + 1000
             await harness.gather_bounded(
                 [lambda u=u: harness.top_up(session, server, u.id, amount) for u in users], 8)
-            log(f"seeding {upgrades_each * len(users)} fodder items")
-            seeded = await node_load({
+            harness.log(f"seeding {upgrades_each * len(users)} fodder items")
+            seeded = await harness.node_load({
                 "base": server.base, "inflight": args.seed_inflight, "total": upgrades_each * len(users),
                 "timeLimit": 3600, "requests": [{"method": "POST", "path": "/api/cases/open", "headers": bearer(u),
                                                  "body": {"caseId": fodder["id"]}} for u in users]})
@@ -123,7 +108,7 @@ async def main(args: argparse.Namespace) -> int:
             items = {u.id: await owned_items(session, server, u) for u in users}
             # Round-robin over the players, one item per upgrade.
             queue = [(u, items[u.id][r]) for r in range(upgrades_each) for u in users if r < len(items[u.id])]
-            log(f"{len(queue)} items to stake")
+            harness.log(f"{len(queue)} items to stake")
 
         def upgrade_requests(start: int, count: int) -> list[dict]:
             picked = queue[start:start + count]
@@ -144,7 +129,7 @@ async def main(args: argparse.Namespace) -> int:
                 requests, used = upgrade_requests(used, total), used + total
             else:
                 requests = open_requests
-            return await node_load({"base": server.base, "total": total, "timeLimit": args.time_limit,
+            return await harness.node_load({"base": server.base, "total": total, "timeLimit": args.time_limit,
                                     "requests": requests, **mode})
 
         if args.warmup:
@@ -152,11 +137,11 @@ async def main(args: argparse.Namespace) -> int:
             await run("upgrades", args.warmup, inflight=args.inflight)
         results: dict[str, dict] = {}
         for kind in ("openings", "upgrades"):
-            log(f"closed loop: {kind}")
+            harness.log(f"closed loop: {kind}")
             results[f"{kind} closed"] = await run(kind, args.requests, inflight=args.inflight)
         rate = args.rate or max(1.0, min(results["openings closed"]["rps"], results["upgrades closed"]["rps"]) / 2)
         for kind in ("upgrades", "openings"):
-            log(f"open loop at {rate:.0f}/s: {kind}")
+            harness.log(f"open loop at {rate:.0f}/s: {kind}")
             results[f"{kind} open"] = await run(kind, args.requests, rate=rate)
     finally:
         await harness.stop_server(server)
