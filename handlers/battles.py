@@ -22,6 +22,7 @@ from cyberhub.platform.ids import new_id
 from cyberhub.platform.openapi import Operation, Param, endpoints
 from handlers.admin import AdminHandler, StatsBase, range_params
 from handlers.base import BaseHandler, cursor_param, limit_param
+from settings import Settings
 
 TAGS = ("battles",)
 STATUS_PARAM = Param("status", "query", {"type": "string", "enum": ["", *battles.STATUSES]},
@@ -30,13 +31,13 @@ KEY_PARAM = Param("Idempotency-Key", "header", {"type": "string", "pattern": "^[
                   description="Retries with the same key return the first result")
 
 
-def document_settings(doc: dict, max_cases: int) -> None:
+def adjust_document(doc: dict, settings: Settings) -> None:
     """The served document states this deployment's BATTLE_MAX_CASES (the
     model's bound is the 1-100 range of the setting), so clients and fuzzers
     know more cases are bad input (400 too_many_cases)."""
     schema = doc.get("components", {}).get("schemas", {}).get("CreateBattleRequest")
     if schema is not None:
-        schema["properties"]["caseIds"]["maxItems"] = max_cases
+        schema["properties"]["caseIds"]["maxItems"] = settings.battle_max_cases
 
 
 class BattleHandler(BaseHandler):
@@ -88,7 +89,7 @@ class BattlesHandler(BattleHandler):
         body = self.parse_body(CreateBattleRequest)
         limit = self.services.settings.battle_max_cases
         if len(body.case_ids) > limit:
-            # Bad input: the served document says maxItems = BATTLE_MAX_CASES (document_settings).
+            # Bad input: the served document says maxItems = BATTLE_MAX_CASES (adjust_document).
             raise BadRequest(f"At most {limit} cases per battle", code="too_many_cases")
         key = self.request.headers.get("Idempotency-Key")
         if key is None:

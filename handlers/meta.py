@@ -9,7 +9,6 @@ from cyberhub.platform import openapi
 from cyberhub.platform.errors import Unauthorized
 from cyberhub.platform.metrics import CONTENT_TYPE
 from cyberhub.platform.openapi import Operation, endpoints
-from handlers import battles
 from handlers.base import BaseHandler
 
 
@@ -19,7 +18,8 @@ class OpenApiHandler(BaseHandler):
         services = self.services
         if services.openapi_json is None:  # the document describes every route the app serves
             doc = openapi.build(services.api_routes)
-            battles.document_settings(doc, services.settings.battle_max_cases)  # a deployment's own bound
+            for adjust in services.api_document_hooks:  # what depends on this deployment's settings
+                adjust(doc, services.settings)
             services.openapi_json = json.dumps(doc)
         self.finish(services.openapi_json)
 

@@ -66,6 +66,7 @@ class Services:
     chat: Chat
     inflight: InFlight = field(default_factory=InFlight)
     api_routes: list[tuple] = field(default_factory=list)  # the REST routes, set by make_app
+    api_document_hooks: list = field(default_factory=list)  # adjust_document(doc, settings) hooks, likewise
     openapi_json: str | None = None  # built from api_routes on first request
     catalogue_cache: CatalogueCache = field(default_factory=CatalogueCache)
     stats_cache: PublicStatsCache = field(default_factory=PublicStatsCache)

@@ -14,6 +14,7 @@ from handlers.services import Services
 
 def make_app(services: Services) -> tornado.web.Application:
     services.api_routes = routes.all_routes()
+    services.api_document_hooks = routes.document_hooks()
     rules = [(r"/socket.io/", tornado_handler(services.sio)), *services.api_routes]
     # Metrics are labelled by route template, never by raw path (unbounded cardinality).
     route_of = {rule[1]: openapi_path(rule[0]) for rule in rules}
