@@ -157,21 +157,28 @@ async def test_battle_failure_after_every_step_then_recovery(live, name):
         await assert_battle_invariants(live.db)
 
 
+def quiet_runner(live) -> battle_reveal.BattleRunner:
+    """A reveal runner with no wait between rounds, driven by the test itself."""
+    return battle_reveal.BattleRunner(live.services.db, live.services.battles.events, live.services.notifier, 0)
+
+
+async def running_battle(live, cases: list[dict], name: str) -> str:
+    """A 1v1 battle of two cases, full and started, whose serving runner is stopped
+    (it waits an hour between rounds): the test's quiet runner reveals it."""
+    (t0, _), (t1, _) = [await player(live, f"{name}x{i}", 1000) for i in range(2)]
+    battle = (await create(live, t0, [cases[0]["id"], cases[1]["id"]], "1v1")).body["battle"]
+    assert (await live.api.post(f"/api/battles/{battle['id']}/join", {}, token=t1)).status == 200
+    await live.services.battles.close()
+    return battle["id"]
+
+
 async def test_reveal_and_settle_fail_at_every_write_then_resume_once(live):
     """A running battle's reveal loop fails at each of its writes (before and
     after it is applied); running it again (as the recovery pass does) finishes
     the battle from the stored draws: every item once, the draws recorded once."""
     cases = await make_cases(live)
-    quiet = battle_reveal.BattleRunner(live.services.db, live.services.battles.events, live.services.notifier, 0)
-
-    async def running_battle(n: int) -> str:
-        (t0, _), (t1, _) = [await player(live, f"reveal{n}x{i}", 1000) for i in range(2)]
-        battle = (await create(live, t0, [cases[0]["id"], cases[1]["id"]], "1v1")).body["battle"]
-        assert (await live.api.post(f"/api/battles/{battle['id']}/join", {}, token=t1)).status == 200
-        await live.services.battles.close()  # the serving runner waits an hour: stop it
-        return battle["id"]
-
-    first = await running_battle(0)
+    quiet = quiet_runner(live)
+    first = await running_battle(live, cases, "reveal0")
     live.chaos.arm()
     await quiet.run(first)
     writes = list(live.chaos.writes)
@@ -180,7 +187,7 @@ async def test_reveal_and_settle_fail_at_every_write_then_resume_once(live):
     assert len(writes) >= 2 + 4 + 1, writes  # two reveals, the draws (and items), the finish
 
     for point in failure_points(writes):
-        battle_id = await running_battle(point.n)
+        battle_id = await running_battle(live, cases, f"reveal{point.n}")
         live.chaos.arm(point.index, after_apply=point.after_apply)
         await quiet.run(battle_id)
         live.chaos.disarm()
@@ -276,23 +283,15 @@ async def test_no_battle_event_is_lost_to_a_crash_in_the_reveal(live):
     its battle:round, or the finish and battle:finished), then a recovery
     pass: a watcher still gets every round and the end (at least once)."""
     cases = await make_cases(live)
-    quiet = battle_reveal.BattleRunner(live.services.db, live.services.battles.events, live.services.notifier, 0)
-
-    async def running_battle(n: int) -> str:
-        (t0, _), (t1, _) = [await player(live, f"told{n}x{i}", 1000) for i in range(2)]
-        battle = (await create(live, t0, [cases[0]["id"], cases[1]["id"]], "1v1")).body["battle"]
-        assert (await live.api.post(f"/api/battles/{battle['id']}/join", {}, token=t1)).status == 200
-        await live.services.battles.close()  # the serving runner waits an hour: stop it
-        return battle["id"]
-
-    first = await running_battle(0)
+    quiet = quiet_runner(live)
+    first = await running_battle(live, cases, "told0")
     live.chaos.arm()
     await quiet.run(first)
     writes = list(live.chaos.writes)
     live.chaos.disarm()
 
     for point in failure_points(writes):
-        battle_id = await running_battle(point.n)
+        battle_id = await running_battle(live, cases, f"told{point.n}")
         client, events = await watch(live, battle_id)
         live.chaos.arm(point.index, after_apply=point.after_apply)
         await quiet.run(battle_id)
