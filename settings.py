@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     operation_deadline_seconds: float = Field(20.0, gt=0)
     recovery_interval_seconds: float = Field(30.0, gt=0)
 
+    # Connections the kernel holds for the process to accept. A restart makes every
+    # client reconnect at once; past the backlog the kernel drops their SYNs and
+    # each retries after 1, 3, 7, 15 … s (bench/README.md, "Reconnect storm").
+    # Linux caps it at net.core.somaxconn (4096 since Linux 5.4).
+    listen_backlog: int = Field(4096, ge=1, le=65535)
     socket_ping_interval: float = Field(25.0, gt=0)
     socket_ping_timeout: float = Field(20.0, gt=0)
     socket_max_buffer_bytes: int = Field(64 * 1024, ge=1024)

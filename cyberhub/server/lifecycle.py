@@ -152,7 +152,7 @@ class Server:
         return self.sockets[0].getsockname()[1]
 
     def listen(self, port: int, host: str) -> None:
-        self.sockets = tornado.netutil.bind_sockets(port, host)
+        self.sockets = tornado.netutil.bind_sockets(port, host, backlog=self.services.settings.listen_backlog)
         self.http.add_sockets(self.sockets)
         self._recovery_task = asyncio.create_task(self._recovery_loop())
         self.gc_timer.install()
