@@ -7,6 +7,7 @@ import tornado.web
 from cyberhub.platform.logs import access_line
 from cyberhub.platform.openapi import openapi_path
 from cyberhub.realtime.engineio_handler import tornado_handler
+from cyberhub.realtime.polling import PollingRequests
 from handlers import routes
 from handlers.base import NotFoundHandler
 from handlers.services import Services
@@ -15,9 +16,12 @@ from handlers.services import Services
 def make_app(services: Services) -> tornado.web.Application:
     services.api_routes = routes.all_routes()
     services.api_document_hooks = routes.document_hooks()
-    rules = [(r"/socket.io/", tornado_handler(services.sio)), *services.api_routes]
+    handled = [(r"/socket.io/", tornado_handler(services.sio)), *services.api_routes]
     # Metrics are labelled by route template, never by raw path (unbounded cardinality).
-    route_of = {rule[1]: openapi_path(rule[0]) for rule in rules}
+    route_of = {rule[1]: openapi_path(rule[0]) for rule in handled}
+    # engine.io's polling requests first, without a RequestHandler (cyberhub/realtime/polling.py);
+    # websocket upgrades on /socket.io/ fall through to the handler.
+    polling = PollingRequests(services.sio, services.metrics.observe_request).rule()
 
     def log_request(handler: tornado.web.RequestHandler) -> None:
         access_line(handler)
@@ -27,7 +31,7 @@ def make_app(services: Services) -> tornado.web.Application:
         )
 
     return tornado.web.Application(
-        rules,
+        [polling, *handled],
         services=services,
         default_handler_class=NotFoundHandler,
         log_function=log_request,
