@@ -64,7 +64,9 @@ async def main(args: argparse.Namespace) -> None:
 
     settings = Settings(_env_file=None, jwt_secret="bench-memory-" + "x" * 40,
                         payment_webhook_secret="bench-memory-" + "y" * 40,
-                        log_level="WARNING", rate_limit_enabled=False)
+                        log_level="WARNING", rate_limit_enabled=False,
+                        # every client comes from 127.0.0.1: no per-address or total session limit
+                        socket_max_per_address=0, socket_max_connections=0)
     store = dbmod.connect(None, "cyberhub_memory_bench")
     server = await start(settings, store.db, port=free_port(), host="127.0.0.1")
     sio = server.services.sio
