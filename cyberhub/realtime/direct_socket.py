@@ -2,7 +2,7 @@
 
 A client that asks for websocket from the start (socket.io-client with
 `transports: ['websocket']` or `['websocket', 'polling']`; its default
-starts on polling and upgrades, and keeps engine.io's path) opens its
+starts on polling and becomes a DirectSocket when it upgrades) opens its
 engine.io session straight on the websocket: there is no polling
 phase and no upgrade. python-engineio 4.15 still gives every such socket a
 writer task, a reader task that runs `asyncio.wait_for` on every message, a
@@ -23,7 +23,8 @@ objects per socket (bench/README.md, "Memory per socket"). Here:
 - once the session is open, the parts of the HTTP request that nothing reads
   any more are dropped (`trim_opened_request`): ~3 KiB per socket.
 
-Sockets that start with polling (and upgrade) keep engine.io's own path.
+Sessions that start with polling keep engine.io's socket until they upgrade;
+then cyberhub/realtime/socket_upgrade.py makes them DirectSockets too.
 
 LIBRARY INTERNALS RELIED ON (checked against the versions in
 cyberhub/realtime/wsframes.py; tests/test_fanout_internals.py fails if one changes):
