@@ -158,6 +158,24 @@ async def test_a_websocket_upgrade_on_the_same_path_reaches_the_handler(live):
     assert sid_of(opened.encode())
 
 
+async def test_other_methods_get_engineio_answers_without_errors(live, caplog):
+    """HEAD gets the headers of its answer and no body (Tornado refuses to
+    write one); other methods get engine.io's own answers."""
+    caplog.set_level(logging.INFO, logger="cyberhub")
+    url = urlsplit(live.base_url)
+    answers = {}
+    for method in ("HEAD", "PUT", "OPTIONS"):
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        writer.write(f"{method} {HANDSHAKE} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+        answers[method] = await reader.read()
+        writer.close()
+    head, _, body = answers["HEAD"].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405") and b"Content-Length: 16" in head and body == b""
+    assert answers["PUT"].startswith(b"HTTP/1.1 405") and answers["PUT"].endswith(b"Method Not Found")
+    assert answers["OPTIONS"].startswith(b"HTTP/1.1 200")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
 # -- the library behaviour polling.py relies on -------------------------------------------
 
 def test_an_application_rule_may_route_to_a_router_returning_a_message_delegate():

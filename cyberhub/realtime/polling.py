@@ -228,6 +228,8 @@ class PollingRequest(tornado.httputil.HTTPMessageDelegate):
         self.release_reservation()
         if not self.closed:
             headers["Content-Length"] = str(len(body))
+            if self.request.method == "HEAD":  # the headers of the answer a GET would get, no body
+                body = b""
             reason = tornado.httputil.responses.get(status, "Unknown")
             self.connection.write_headers(ResponseStartLine("HTTP/1.1", status, reason), headers, body)
             self.connection.finish()
