@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +45,9 @@ RANGE_FIELDS = ("createdAt",)
 _ABSENT = object()  # the field is missing: an equality or range filter never matches
 _ODD = object()  # a value of another type: always a candidate, filter_applies decides
 _RANGE_OPS = frozenset(("$gt", "$gte", "$lt", "$lte"))
+# Change versions of every embedded collection come from one counter, so a
+# version is never repeated, even by a collection dropped and made again.
+_CHANGE_VERSIONS = itertools.count(1)
 
 
 def _index_keys(doc: dict) -> tuple:
@@ -79,6 +83,9 @@ def _indexed_collection_store() -> type:
         def __init__(self, name: str) -> None:
             super().__init__(name)
             self.full_scans = 0  # reads of every document (tests check request paths make none)
+            # Changes on each write: equal versions mean nothing in the collection changed
+            # in between, whichever server sharing this store wrote (see `change_version`).
+            self.version = 0
             self.listed = 0  # candidates taken from the indexes, all reads together
             self._reset_indexes()
 
@@ -97,6 +104,7 @@ def _indexed_collection_store() -> type:
 
         # -- keeping the indexes ------------------------------------------------
         def __setitem__(self, key: Any, val: Any) -> None:
+            self.version = next(_CHANGE_VERSIONS)
             new = key not in self._documents
             super().__setitem__(key, val)
             if new:
@@ -105,10 +113,12 @@ def _indexed_collection_store() -> type:
             self.reindex(key)
 
         def __delitem__(self, key: Any) -> None:
+            self.version = next(_CHANGE_VERSIONS)
             super().__delitem__(key)
             self._unindex(key)
 
         def drop(self) -> None:
+            self.version = next(_CHANGE_VERSIONS)
             super().drop()
             self._reset_indexes()
 
@@ -122,7 +132,9 @@ def _indexed_collection_store() -> type:
                 state.pop(index_name, None)
 
         def reindex(self, key: Any) -> None:
-            """Bring the indexes up to date with the stored document `key`."""
+            """Bring the indexes up to date with the stored document `key` (after any
+            change to it, in place ones included: so this counts as a change)."""
+            self.version = next(_CHANGE_VERSIONS)
             doc = self._documents[key]
             seq = self._seqs[key]
             new = _index_keys(doc)
@@ -457,6 +469,8 @@ def _speed_up(collection: Any) -> Any:
         return count_documents(filter, **kwargs)
 
     collection._iter_documents = _iter_documents
+    # Read by store.db.change_version (a Motor collection has no such attribute).
+    collection._cyberhub_change_version = lambda: collection._store.version
     collection._update = _update
     collection.count_documents = _count_documents
     collection.find_one = _find_one
