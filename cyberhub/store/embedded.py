@@ -23,7 +23,11 @@ mongomock-motor 0.0.36 (tests/test_embedded_store.py fails if they change):
      `__setitem__`), so indexes are refreshed after each `_update` call.
   4. mongomock-motor's collection wrapper calls the sync collection's methods
      by name, and patches `_iter_documents` on the instance (as this does).
-  5. A `Cursor` keeps `_spec`, `_sort` (list of (key, direction)), `_skip`,
+  5. (store/mongomock_speed.py) mongomock.collection calls `copy.copy`,
+     `copy.deepcopy` and `version.parse` through its module names `copy` and
+     `version`, and everything calls `helpers.patch_datetime_awareness_in_document`
+     through the helpers module.
+  6. A `Cursor` keeps `_spec`, `_sort` (list of (key, direction)), `_skip`,
      `_limit`, `_projection`, `_factory`, and builds its results in
      `_compute_results` from `Collection._get_dataset` (sort, then
      `_copy_only_fields` of every match) before applying skip and limit.
@@ -39,6 +43,8 @@ import heapq
 import itertools
 from datetime import datetime
 from typing import Any
+
+from cyberhub.store import mongomock_speed
 
 EQUALITY_FIELDS = ("userId", "usernameLower", "state", "status", "caseId", "paymentId", "opId")
 RANGE_FIELDS = ("createdAt",)
@@ -349,6 +355,8 @@ def mongomock_utcnow() -> datetime:
 def embedded_client() -> Any:
     """An AsyncMongoMockClient whose collections keep indexes (see above)."""
     import mongomock
+
+    mongomock_speed.install()  # cheaper copies and datetime normalisation (see there)
     from mongomock.store import DatabaseStore, ServerStore
     from mongomock_motor import AsyncMongoMockClient
 
