@@ -87,7 +87,30 @@ class Draw:
                              ("usernameLower", lambda: self.rng.choice([f"name{self.rng.randint(0, 30)}", None]))):
             if self.rng.random() < 0.85:
                 doc[field] = value()
+        # The wallet's shapes (a list of operation ids, the seed pair), sometimes of another type.
+        if self.rng.random() < 0.7:
+            doc["ops"] = self.rng.choice([[self.op() for _ in range(self.rng.randint(0, 6))], self.op(), 3, None])
+        if self.rng.random() < 0.5:
+            doc["m"] = self.rng.choice([self.rng.randint(0, 3), "2", [1, 2], True])
+        if self.rng.random() < 0.7:
+            doc["fair"] = self.rng.choice([{"nonce": self.rng.randint(0, 3), "hash": self.rng.choice("ab")},
+                                           {"hash": "a"}, "a", [{"nonce": 1}]])
         return doc
+
+    def op(self) -> str:
+        return self.rng.choice(["op1", "op2", "op3", "op4"])
+
+    def guard(self) -> dict:
+        """The wallet's guarded update filter, in pieces (simple_filters answers these)."""
+        r = self.rng
+        pieces = [("ops", lambda: {"$ne": self.op()}), ("n", lambda: {r.choice(["$gte", "$gt", "$lt", "$lte"]):
+                                                                        r.randint(0, 9)}),
+                  ("fair.nonce", lambda: r.randint(0, 3)), ("fair.hash", lambda: r.choice("ab")),
+                  ("state", self.state), ("userId", lambda: r.choice(["u1", "u2", 5])),
+                  ("n", lambda: r.choice([r.randint(0, 9), True])), ("fair.", lambda: "a"),
+                  ("ops", lambda: {"$ne": r.choice([3, None])}), ("m", lambda: {"$gte": r.randint(0, 3)}),
+                  ("m", lambda: r.randint(0, 3))]
+        return {key: value() for key, value in (r.choice(pieces) for _ in range(r.randint(1, 4)))}
 
     def filter(self, *, upsert: bool = False) -> dict:
         """A filter; with `upsert`, none of the `_id: {$in: ...}` ones (plain mongomock would
@@ -98,6 +121,9 @@ class Draw:
             lambda: {"_id": {"$in": [self.id(), self.id()]}, "userId": self.user(), "status": "owned"},
         ]
         kinds = [
+            lambda: {"_id": self.id(), **self.guard()},
+            lambda: {"_id": self.id(), **self.guard()},
+            lambda: self.guard(),
             lambda: {"_id": self.id()},
             lambda: {"_id": self.id(), "state": self.state()},
             lambda: {"userId": self.user()},
@@ -123,6 +149,8 @@ class Draw:
                                  ("status", lambda: r.choice(["owned", "sold"])), ("n", lambda: r.randint(0, 9))])
         if r.random() < 0.15:
             return {"$unset": {field: ""}}
+        if r.random() < 0.2:  # the wallet's move
+            return {"$inc": {"n": -1, "fair.nonce": 1}, "$push": {"ops": {"$each": [self.op()], "$slice": -5}}}
         return {"$set": {field: value()}, "$inc": {"n": 1}}
 
 
@@ -140,7 +168,7 @@ def _plain(value: Any) -> Any:
 async def _outcome(call: Any) -> Any:
     try:
         return ("ok", await call)
-    except PyMongoError as exc:
+    except (PyMongoError, TypeError, ValueError) as exc:  # mongomock fails on some updates (a $push to None)
         return ("error", type(exc).__name__)
 
 
