@@ -122,3 +122,17 @@ async def test_a_restart_lifts_a_suspension_of_the_configured_admin(start_live):
     restarted = await start_live()
     assert (await restarted.api.get("/api/profile", token=token)).status == 200
     assert (await restarted.admin_token())
+
+
+async def test_authentication_reads_the_user_without_its_operation_markers(live, sample_case):
+    """The user a request is authenticated as carries no password hash and none
+    of the wallet's markers (up to 500 ids each), which every request used to copy."""
+    from cyberhub.accounts import users as accounts
+
+    token, user = await live.api.register("marked")
+    await live.api.pay(user["id"], 1000)
+    stored = await live.db.users.find_one({"_id": user["id"]})
+    assert stored["appliedOps"] and "passwordHash" in stored
+    authenticated = await accounts.user_for_token(live.db, live.services.tokens, token)
+    assert not {"passwordHash", "appliedOps", "abortedOps", "reversals"} & set(authenticated)
+    assert authenticated["balance"] == 1000 and authenticated["fair"] == stored["fair"]
