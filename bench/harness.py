@@ -381,7 +381,7 @@ class BareTornado:
 
     proc: asyncio.subprocess.Process
     port: int
-    body_path: Path
+    body_paths: list[Path]
 
     @property
     def base(self) -> str:
@@ -392,15 +392,19 @@ class BareTornado:
         return self.proc.pid
 
 
-async def start_bare_tornado(body: bytes) -> BareTornado:
-    """Start bench/bare_tornado.py with `body` and wait until it serves exactly those bytes."""
-    fd, name = tempfile.mkstemp(prefix="cyberhub-bare-", suffix=".json")
-    with os.fdopen(fd, "wb") as f:
-        f.write(body)
+async def start_bare_tornado(body: bytes, open_body: bytes | None = None) -> BareTornado:
+    """Start bench/bare_tornado.py with `body` (GET /api/cases) and, if given, `open_body`
+    (POST /api/cases/open), and wait until it serves exactly those bytes."""
+    paths = []
+    for data in (body, open_body) if open_body is not None else (body,):
+        fd, name = tempfile.mkstemp(prefix="cyberhub-bare-", suffix=".json")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        paths.append(Path(name))
     port = free_port()
     proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "bench" / "bare_tornado.py"), str(port),
-                                                name)
-    bare = BareTornado(proc, port, Path(name))
+                                                *map(str, paths))
+    bare = BareTornado(proc, port, paths)
     async with aiohttp.ClientSession() as session:
         for _ in range(100):
             with contextlib.suppress(aiohttp.ClientError):
@@ -416,4 +420,5 @@ async def stop_bare_tornado(bare: BareTornado) -> None:
     if bare.proc.returncode is None:
         bare.proc.terminate()
         await bare.proc.wait()
-    bare.body_path.unlink(missing_ok=True)
+    for path in bare.body_paths:
+        path.unlink(missing_ok=True)
