@@ -22,7 +22,8 @@ Then, --rounds times (the order of the two servers alternates per round):
   3. GET /api/cases, load.mjs closed loop: CyberHub, bare Tornado.
 And once at the end, POST /api/cases/open in an open loop at --rate (default:
 half the smaller closed-loop capacity), latency from each request's due time:
-CyberHub, Node.
+CyberHub, Node. --prior N makes every player open N cases first (unmeasured),
+as a long-lived player has (up to 500 operation markers on the user).
 
 Prints a markdown table (medians over the rounds, every round's req/s beside)
 and the ratios against the targets (openings ≥ 1.0× Node, catalogue ≥ 1.0×
@@ -60,6 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=None,
                    help="open-loop openings/s (default: half the smaller closed-loop capacity)")
     p.add_argument("--users", type=int, default=200)
+    p.add_argument("--prior", type=int, default=0,
+                   help="openings per player made before measuring (unmeasured): long-lived players carry up to "
+                        "500 operation markers each (docs/MONEY.md)")
     p.add_argument("--cases", type=int, default=16, help="CyberHub's catalogue: cases (default 16, ~33 KB body)")
     p.add_argument("--items", type=int, default=10, help="items per case (default 10)")
     p.add_argument("--rounds", type=int, default=2, help="measurement rounds (default 2)")
@@ -115,7 +119,7 @@ async def seed_cyberhub(session: aiohttp.ClientSession, server: harness.Server,
     tag = secrets.token_hex(3)
     users = await harness.gather_bounded(
         [lambda i=i: harness.register(session, server, f"rest_{tag}_{i}") for i in range(args.users)], 8)
-    openings = args.rounds * (args.requests + args.warmup) + args.requests + args.warmup
+    openings = args.rounds * (args.requests + args.warmup) + args.requests + args.warmup + args.prior * args.users
     if args.profile:
         openings += 2000 * args.profile_seconds  # more than the profiled closed loop can open
     amount = math.ceil(openings / args.users * 1.2 + 5) * harness.CASE_PRICE
@@ -155,6 +159,11 @@ async def main(args: argparse.Namespace) -> int:
                                         json=harness.case_body("rest_case_0", args.items)) as r:
                     node_case = (await r.json())["case"]["id"]
             bare = await harness.start_bare_tornado(catalogue, answer)
+        if args.prior:
+            harness.log(f"{args.prior} openings per player first")
+            await run.load(server.base, [{"method": "POST", "path": "/api/cases/open", "headers": bearer(u.token),
+                                          "body": {"caseId": case_id}} for u in users],
+                           total=args.prior * args.users, inflight=args.inflight, timeLimit=3600)
         harness.log(f"seeded: {args.cases} cases × {args.items} items ({len(catalogue):,} bytes), {args.users} users")
         opens = {
             "cyberhub": (server.base, [{"method": "POST", "path": "/api/cases/open", "headers": bearer(u.token),
