@@ -76,6 +76,12 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process (all its threads) has used so far, user + system, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def source_revision() -> str:
     """The commit the measured server code is at, and whether it has local changes."""
     def git(*args: str) -> str:
@@ -368,9 +374,11 @@ async def wrk(url: str, seconds: int, connections: int, threads: int = 2) -> dic
         return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)] if m else math.nan
 
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"^\s*(\d+) requests in", out, re.MULTILINE)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors:.*$", out, re.MULTILINE)
     return {"rps": float(rps.group(1)) if rps else math.nan, "p50": ms("50"), "p99": ms("99"),
+            "ok": int(total.group(1)) if total else 0,
             "problems": " ".join(x for x in (errors.group(0) if errors else "",
                                              f"non-2xx {non2xx.group(1)}" if non2xx else "") if x) or "none"}
 

@@ -25,11 +25,13 @@ half the smaller closed-loop capacity), latency from each request's due time:
 CyberHub, Node. --prior N makes every player open N cases first (unmeasured),
 as a long-lived player has (up to 500 operation markers on the user).
 
-Prints a markdown table (medians over the rounds, every round's req/s beside)
-and the ratios against the targets (openings ≥ 1.0× Node, catalogue ≥ 1.0×
-bare Tornado). --profile PREFIX afterwards records py-spy profiles of CyberHub
-(PREFIX.open.txt under the closed loop of openings, PREFIX.cases.txt under wrk);
-bench/profile_summary.py summarises them.
+Prints a markdown table (medians over the rounds, every round's req/s beside,
+and the CPU time each server used per answered request, from /proc: less
+sensitive than req/s to whatever else shares the machine) and the ratios
+against the targets (openings ≥ 1.0× Node, catalogue ≥ 1.0× bare Tornado).
+--profile PREFIX afterwards records py-spy profiles of CyberHub (PREFIX.open.txt
+under the closed loop of openings, PREFIX.cases.txt under wrk) and of bare
+Tornado under wrk (PREFIX.bare.txt); bench/profile_summary.py summarises them.
 
     flock /tmp/cyberhub-bench.lock python bench/rest_bench.py
 """
@@ -44,6 +46,7 @@ import secrets
 import shutil
 import statistics
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
 
 import aiohttp
@@ -90,10 +93,15 @@ class Run:
         self.args = args
         self.figures: dict[tuple[str, str], list[dict]] = {}  # (scenario, server) → one figure per round
 
-    def add(self, scenario: str, server: str, figure: dict) -> None:
+    async def add(self, scenario: str, server: str, pid: int, measure: Awaitable[dict]) -> None:
+        """Run `measure` and record its figure, with the CPU time the server used per answered
+        request (less sensitive than req/s to whatever else shares the machine)."""
+        before = harness.cpu_seconds(pid)
+        figure = await measure
+        figure["cpu_us"] = 1e6 * (harness.cpu_seconds(pid) - before) / max(1, figure["ok"])
         self.figures.setdefault((scenario, server), []).append(figure)
         harness.log(f"  {scenario} on {server}: {figure['rps']:,.0f}/s (p50 {figure['p50']:.2f}, "
-                    f"p99 {figure['p99']:.2f} ms)")
+                    f"p99 {figure['p99']:.2f} ms), {figure['cpu_us']:.0f} µs CPU per request")
 
     async def load(self, base: str, requests: list[dict], *, total: int, **mode: object) -> dict:
         result = await harness.node_load({"base": base, "requests": requests, "total": total,
@@ -102,13 +110,15 @@ class Run:
             raise RuntimeError(f"errors in a load run against {base}: {result['statuses']}")
         return result
 
-    async def closed(self, base: str, requests: list[dict]) -> dict:
+    async def warm(self, base: str, requests: list[dict]) -> None:
         if self.args.warmup:
             await self.load(base, requests, total=self.args.warmup, inflight=self.args.inflight)
-        return await self.load(base, requests, total=self.args.requests, inflight=self.args.inflight)
 
-    def median(self, scenario: str, server: str) -> float:
-        return statistics.median(f["rps"] for f in self.figures[(scenario, server)])
+    def closed(self, base: str, requests: list[dict]) -> Awaitable[dict]:
+        return self.load(base, requests, total=self.args.requests, inflight=self.args.inflight)
+
+    def median(self, scenario: str, server: str, figure: str = "rps") -> float:
+        return statistics.median(f[figure] for f in self.figures[(scenario, server)])
 
 
 async def seed_cyberhub(session: aiohttp.ClientSession, server: harness.Server,
@@ -161,48 +171,50 @@ async def main(args: argparse.Namespace) -> int:
             bare = await harness.start_bare_tornado(catalogue, answer)
         if args.prior:
             harness.log(f"{args.prior} openings per player first")
-            await run.load(server.base, [{"method": "POST", "path": "/api/cases/open", "headers": bearer(u.token),
-                                          "body": {"caseId": case_id}} for u in users],
-                           total=args.prior * args.users, inflight=args.inflight, timeLimit=3600)
+            prior = [{"method": "POST", "path": "/api/cases/open", "headers": bearer(u.token),
+                      "body": {"caseId": case_id}} for u in users]
+            await run.load(server.base, prior, total=args.prior * args.users, inflight=args.inflight, timeLimit=3600)
         harness.log(f"seeded: {args.cases} cases × {args.items} items ({len(catalogue):,} bytes), {args.users} users")
-        opens = {
-            "cyberhub": (server.base, [{"method": "POST", "path": "/api/cases/open", "headers": bearer(u.token),
-                                        "body": {"caseId": case_id}} for u in users]),
-        }
+        def openings(case: str) -> list[dict]:
+            return [{"method": "POST", "path": "/api/cases/open", "headers": bearer(u.token),
+                     "body": {"caseId": case}} for u in users]
+
+        opens = {"cyberhub": (server.pid, server.base, openings(case_id))}
         if node is not None:
-            opens["node"] = (node.base, [{"method": "POST", "path": "/api/cases/open", "headers": bearer(u.token),
-                                          "body": {"caseId": node_case}} for u in users])
-            opens["bare tornado (fixed answer)"] = (
-                bare.base, [{"method": "POST", "path": "/api/cases/open", "headers": bearer(u.token),
-                             "body": {"caseId": case_id}} for u in users])
-        cases = {"cyberhub": server.base, "bare tornado": bare.base}
+            opens["node"] = (node.pid, node.base, openings(node_case))
+            opens["bare tornado (fixed answer)"] = (bare.pid, bare.base, openings(case_id))
+        cases = {"cyberhub": (server.pid, server.base), "bare tornado": (bare.pid, bare.base)}
+        listing = [{"method": "GET", "path": "/api/cases"}]
         for r in range(args.rounds):
             harness.log(f"round {r + 1} of {args.rounds}")
             flip = (lambda names: names) if r % 2 == 0 else (lambda names: list(reversed(names)))
             if do_open:
                 for name in flip(list(opens)):
-                    base, requests = opens[name]
-                    run.add("POST /api/cases/open (load.mjs)", name, await run.closed(base, requests))
+                    pid, base, requests = opens[name]
+                    await run.warm(base, requests)
+                    await run.add("POST /api/cases/open (load.mjs)", name, pid, run.closed(base, requests))
             if do_cases:
                 for name in flip(list(cases)):
-                    run.add("GET /api/cases (wrk)", name,
-                            await harness.wrk(f"{cases[name]}/api/cases", args.wrk_duration, args.inflight))
+                    pid, base = cases[name]
+                    await run.add("GET /api/cases (wrk)", name, pid,
+                                  harness.wrk(f"{base}/api/cases", args.wrk_duration, args.inflight))
                 for name in flip(list(cases)):
-                    run.add("GET /api/cases (load.mjs)", name,
-                            await run.closed(cases[name], [{"method": "GET", "path": "/api/cases"}]))
+                    pid, base = cases[name]
+                    await run.warm(base, listing)
+                    await run.add("GET /api/cases (load.mjs)", name, pid, run.closed(base, listing))
         rate = None
         if do_open:
             rate = args.rate or max(1.0, min(run.median("POST /api/cases/open (load.mjs)", n)
                                                  for n in ("cyberhub", "node")) / 2)
             for name in ("cyberhub", "node"):
-                base, requests = opens[name]
+                pid, base, requests = opens[name]
                 harness.log(f"open loop at {rate:.0f}/s on {name}")
-                run.add(f"POST /api/cases/open, open loop {rate:.0f}/s", name,
-                        await run.load(base, requests, total=args.requests, rate=rate))
+                await run.add(f"POST /api/cases/open, open loop {rate:.0f}/s", name, pid,
+                              run.load(base, requests, total=args.requests, rate=rate))
         if args.profile:
             seconds = args.profile_seconds
             if do_open:
-                base, requests = opens["cyberhub"]
+                _, base, requests = opens["cyberhub"]
                 load = asyncio.ensure_future(run.load(base, requests, total=10**6, inflight=args.inflight,
                                                       timeLimit=seconds + 1))
                 await profile(server.pid, f"{args.profile}.open.txt", seconds, load)
@@ -222,8 +234,11 @@ async def main(args: argparse.Namespace) -> int:
     for (scenario, name), figures in run.figures.items():
         mid = sorted(figures, key=lambda f: f["rps"])[len(figures) // 2]
         rounds = " / ".join(f"{f['rps']:,.0f}" for f in figures)
-        rows.append([scenario, name, f"{mid['rps']:,.0f}", rounds, f"{mid['p50']:.2f}", f"{mid['p99']:.2f}"])
-    print(harness.markdown_table(["scenario", "server", "req/s (median)", "each round", "p50 ms", "p99 ms"], rows))
+        cpu = statistics.median(f["cpu_us"] for f in figures)
+        rows.append([scenario, name, f"{mid['rps']:,.0f}", rounds, f"{mid['p50']:.2f}", f"{mid['p99']:.2f}",
+                     f"{cpu:.0f}"])
+    print(harness.markdown_table(["scenario", "server", "req/s (median)", "each round", "p50 ms", "p99 ms",
+                                  "server CPU µs/request (median)"], rows))
     print()
     ratios = {}
     if do_open:
@@ -232,13 +247,20 @@ async def main(args: argparse.Namespace) -> int:
         ratios["bare Tornado's fixed answer ÷ Node (Tornado's own ceiling)"] = (
             opened["bare tornado (fixed answer)"] / opened["node"])
         ratios["openings ÷ bare Tornado's fixed answer"] = opened["cyberhub"] / opened["bare tornado (fixed answer)"]
+        ratios["openings, CPU per request: Node's ÷ CyberHub's"] = (
+            run.median("POST /api/cases/open (load.mjs)", "node", "cpu_us")
+            / run.median("POST /api/cases/open (load.mjs)", "cyberhub", "cpu_us"))
     if do_cases:
         for tool in ("wrk", "load.mjs"):
             ratios[f"catalogue ÷ bare Tornado ({tool})"] = (
                 run.median(f"GET /api/cases ({tool})", "cyberhub") / run.median(f"GET /api/cases ({tool})",
                                                                                 "bare tornado"))
+        for tool in ("wrk", "load.mjs"):
+            ratios[f"catalogue, CPU per request: bare Tornado's ÷ CyberHub's ({tool})"] = (
+                run.median(f"GET /api/cases ({tool})", "bare tornado", "cpu_us")
+                / run.median(f"GET /api/cases ({tool})", "cyberhub", "cpu_us"))
     for label, value in ratios.items():
-        target = " (target ≥ 1.0)" if label.startswith(("openings ÷ Node", "catalogue")) else ""
+        target = " (target ≥ 1.0)" if label.startswith(("openings ÷ Node", "catalogue ÷")) else ""
         print(f"- {label}: **{value:.2f}**{target}")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "args": {k: str(v) for k, v in vars(args).items()},
