@@ -240,28 +240,34 @@ async def main(args: argparse.Namespace) -> int:
     print(harness.markdown_table(["scenario", "server", "req/s (median)", "each round", "p50 ms", "p99 ms",
                                   "server CPU µs/request (median)"], rows))
     print()
-    ratios = {}
+    # Each ratio: of the medians, and per round (both servers measured back to back in a round).
+    ratios: dict[str, dict] = {}
+
+    def ratio(label: str, scenario: str, top: str, bottom: str, figure: str = "rps") -> None:
+        a, b = run.figures[(scenario, top)], run.figures[(scenario, bottom)]
+        per_round = [x[figure] / y[figure] for x, y in zip(a, b, strict=True)]
+        ratios[label] = {"of medians": run.median(scenario, top, figure) / run.median(scenario, bottom, figure),
+                         "per round": per_round}
+
     if do_open:
-        opened = {name: run.median("POST /api/cases/open (load.mjs)", name) for name in opens}
-        ratios["openings ÷ Node (load.mjs closed loop)"] = opened["cyberhub"] / opened["node"]
-        ratios["bare Tornado's fixed answer ÷ Node (Tornado's own ceiling)"] = (
-            opened["bare tornado (fixed answer)"] / opened["node"])
-        ratios["openings ÷ bare Tornado's fixed answer"] = opened["cyberhub"] / opened["bare tornado (fixed answer)"]
-        ratios["openings, CPU per request: Node's ÷ CyberHub's"] = (
-            run.median("POST /api/cases/open (load.mjs)", "node", "cpu_us")
-            / run.median("POST /api/cases/open (load.mjs)", "cyberhub", "cpu_us"))
+        opening = "POST /api/cases/open (load.mjs)"
+        ratio("openings ÷ Node", opening, "cyberhub", "node")
+        ratio("openings, CPU per request: Node's ÷ CyberHub's", opening, "node", "cyberhub", "cpu_us")
+        ratio("bare Tornado's fixed answer ÷ Node (Tornado's own ceiling)", opening, "bare tornado (fixed answer)",
+              "node")
+        ratio("openings ÷ bare Tornado's fixed answer", opening, "cyberhub", "bare tornado (fixed answer)")
     if do_cases:
         for tool in ("wrk", "load.mjs"):
-            ratios[f"catalogue ÷ bare Tornado ({tool})"] = (
-                run.median(f"GET /api/cases ({tool})", "cyberhub") / run.median(f"GET /api/cases ({tool})",
-                                                                                "bare tornado"))
-        for tool in ("wrk", "load.mjs"):
-            ratios[f"catalogue, CPU per request: bare Tornado's ÷ CyberHub's ({tool})"] = (
-                run.median(f"GET /api/cases ({tool})", "bare tornado", "cpu_us")
-                / run.median(f"GET /api/cases ({tool})", "cyberhub", "cpu_us"))
-    for label, value in ratios.items():
-        target = " (target ≥ 1.0)" if label.startswith(("openings ÷ Node", "catalogue ÷")) else ""
-        print(f"- {label}: **{value:.2f}**{target}")
+            ratio(f"catalogue ÷ bare Tornado ({tool})", f"GET /api/cases ({tool})", "cyberhub", "bare tornado")
+            ratio(f"catalogue, CPU per request: bare Tornado's ÷ CyberHub's ({tool})", f"GET /api/cases ({tool})",
+                  "bare tornado", "cyberhub", "cpu_us")
+    rows = []
+    for label, r in ratios.items():
+        target = "≥ 1.0" if label.startswith(("openings ÷ Node", "catalogue ÷")) else ""
+        each = r["per round"]
+        rows.append([label, f"**{r['of medians']:.2f}**", f"{statistics.median(each):.2f}",
+                     " / ".join(f"{x:.2f}" for x in each), target])
+    print(harness.markdown_table(["ratio", "of the medians", "median per round", "each round", "target"], rows))
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "args": {k: str(v) for k, v in vars(args).items()},
                                          "rate": rate, "catalogue_bytes": len(catalogue), "ratios": ratios,
