@@ -27,15 +27,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import random
-import re
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -62,24 +58,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="write every figure here")
     p.add_argument("--plot", type=Path, help="write a PNG plot here (needs matplotlib)")
     return p.parse_args(argv)
-
-
-async def wrk(url: str, seconds: int, connections: int) -> dict:
-    cmd = [shutil.which("wrk") or "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
-    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
-    raw, _ = await asyncio.wait_for(proc.communicate(), seconds + 30)
-    out = raw.decode()
-
-    def ms(label: str) -> float:
-        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)] if m else math.nan
-
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors:.*$", out, re.MULTILINE)
-    return {"rps": float(rps.group(1)) if rps else math.nan, "p50": ms("50"), "p99": ms("99"),
-            "problems": " ".join(x for x in (errors.group(0) if errors else "",
-                                             f"non-2xx {non2xx.group(1)}" if non2xx else "") if x) or "none"}
 
 
 class Bench:
@@ -190,7 +168,7 @@ class Bench:
         for name, requests in gets.items():
             await self.run(requests, a.warmup)
             figures[name] = await self.run(requests, a.measure)
-        figures["GET /api/cases (wrk)"] = await wrk(f"{self.server.base}/api/cases", a.wrk_duration, a.inflight)
+        figures["GET /api/cases (wrk)"] = await harness.wrk(f"{self.server.base}/api/cases", a.wrk_duration, a.inflight)
         for name, fig in figures.items():
             harness.log(f"  {name}: {fig['rps']:.0f}/s")
         return {"stored": stored_before, "rss_mib": harness.rss_kib(self.server.pid) / 1024, "figures": figures}
@@ -199,25 +177,13 @@ class Bench:
         """wrk against bare Tornado serving the same catalogue bytes, then against this server again."""
         async with self.session.get(f"{self.server.base}/api/cases") as r:
             body = await r.read()
-        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
-            f.write(body)
-        port = harness.free_port()
-        proc = await asyncio.create_subprocess_exec(sys.executable, str(BENCH / "bare_tornado.py"), str(port), f.name)
+        bare = await harness.start_bare_tornado(body)
         try:
-            url = f"http://{harness.HOST}:{port}/api/cases"
-            for _ in range(100):
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with self.session.get(url) as r:
-                        if await r.read() == body:
-                            break
-                await asyncio.sleep(0.1)
-            bare = await wrk(url, self.args.wrk_duration, self.args.inflight)
+            figures = await harness.wrk(f"{bare.base}/api/cases", self.args.wrk_duration, self.args.inflight)
         finally:
-            proc.terminate()
-            await proc.wait()
-            await asyncio.to_thread(Path(f.name).unlink)
-        ours = await wrk(f"{self.server.base}/api/cases", self.args.wrk_duration, self.args.inflight)
-        return {"bytes": len(body), "bare": bare, "ours": ours}
+            await harness.stop_bare_tornado(bare)
+        ours = await harness.wrk(f"{self.server.base}/api/cases", self.args.wrk_duration, self.args.inflight)
+        return {"bytes": len(body), "bare": figures, "ours": ours}
 
 
 def table(checkpoints: list[dict]) -> str:

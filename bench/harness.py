@@ -15,7 +15,9 @@ import json
 import math
 import os
 import platform
+import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -72,6 +74,12 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process (all its threads) has used so far, user + system, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def source_revision() -> str:
@@ -349,3 +357,76 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+# --- yardsticks ----------------------------------------------------------------------
+
+async def wrk(url: str, seconds: int, connections: int, threads: int = 2) -> dict:
+    """One `wrk -t<threads> -c<connections> -d<seconds>s --latency` run: req/s, p50 and p99 (ms),
+    and any socket errors or non-2xx/3xx answers it reported."""
+    cmd = [shutil.which("wrk") or "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
+    raw, _ = await asyncio.wait_for(proc.communicate(), seconds + 30)
+    out = raw.decode()
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)] if m else math.nan
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"^\s*(\d+) requests in", out, re.MULTILINE)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors:.*$", out, re.MULTILINE)
+    return {"rps": float(rps.group(1)) if rps else math.nan, "p50": ms("50"), "p99": ms("99"),
+            "ok": int(total.group(1)) if total else 0,
+            "problems": " ".join(x for x in (errors.group(0) if errors else "",
+                                             f"non-2xx {non2xx.group(1)}" if non2xx else "") if x) or "none"}
+
+
+@dataclass
+class BareTornado:
+    """bench/bare_tornado.py serving fixed bytes at /api/cases (the catalogue's yardstick)."""
+
+    proc: asyncio.subprocess.Process
+    port: int
+    body_paths: list[Path]
+
+    @property
+    def base(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+async def start_bare_tornado(body: bytes, open_body: bytes | None = None) -> BareTornado:
+    """Start bench/bare_tornado.py with `body` (GET /api/cases) and, if given, `open_body`
+    (POST /api/cases/open), and wait until it serves exactly those bytes."""
+    paths = []
+    for data in (body, open_body) if open_body is not None else (body,):
+        fd, name = tempfile.mkstemp(prefix="cyberhub-bare-", suffix=".json")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        paths.append(Path(name))
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "bench" / "bare_tornado.py"), str(port),
+                                                *map(str, paths))
+    bare = BareTornado(proc, port, paths)
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{bare.base}/api/cases") as r:
+                    if await r.read() == body:
+                        return bare
+            await asyncio.sleep(0.1)
+    await stop_bare_tornado(bare)
+    raise RuntimeError("bare Tornado did not start")
+
+
+async def stop_bare_tornado(bare: BareTornado) -> None:
+    if bare.proc.returncode is None:
+        bare.proc.terminate()
+        await bare.proc.wait()
+    for path in bare.body_paths:
+        path.unlink(missing_ok=True)

@@ -29,7 +29,7 @@ from cyberhub.platform.errors import (
     Unauthorized,
     error_for_status,
 )
-from cyberhub.platform.ids import new_id
+from cyberhub.platform.ids import request_id
 from cyberhub.platform.openapi import Param
 from cyberhub.platform.validation import declared_length, parse_json
 from cyberhub.store.db import PyMongoError, is_unavailable_error
@@ -68,7 +68,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self._refusal: BaseException | None = None
         self._in_flight = False  # counted in services.inflight (graceful shutdown waits for it)
         incoming = self.request.headers.get("X-Request-Id", "")
-        self.request_id = incoming if REQUEST_ID.match(incoming) else new_id()[:16]
+        self.request_id = incoming if incoming and REQUEST_ID.match(incoming) else request_id()
         self.set_header("X-Request-Id", self.request_id)
         self.user: dict | None = None
 

@@ -122,3 +122,64 @@ async def test_a_restart_lifts_a_suspension_of_the_configured_admin(start_live):
     restarted = await start_live()
     assert (await restarted.api.get("/api/profile", token=token)).status == 200
     assert (await restarted.admin_token())
+
+
+def test_a_verified_token_is_not_verified_again_until_it_expires(monkeypatch):
+    """Tokens.decode keeps the claims of tokens whose signature it checked, so a
+    player's next request skips PyJWT; the expiry is checked on every use, a
+    token signed with another key never gets in, and the kept ones are bounded."""
+    from cyberhub.accounts import security
+    from cyberhub.platform.errors import Unauthorized
+
+    real_time, real_decode = time.time, jwt.decode
+    clock = [float(int(real_time()))]  # a whole second: the token expires at exactly clock + 60
+    monkeypatch.setattr(security.time, "time", lambda: clock[0])
+    tokens = security.Tokens(JWT_SECRET, ttl_seconds=60)
+    token = tokens.issue("u1", "user", 2)
+    verified = []
+
+    def counted_decode(*args, **kwargs):
+        verified.append(1)
+        # PyJWT reads the real clock: its expiry check is shifted to the test's clock
+        # (and its "issued in the future" check, which that shift would upset, is off).
+        options = {**kwargs.pop("options", {}), "verify_iat": False}
+        return real_decode(*args, leeway=real_time() - clock[0], options=options, **kwargs)
+
+    monkeypatch.setattr(security.jwt, "decode", counted_decode)
+    first = tokens.decode(token)
+    assert tokens.decode(token) == first and first.version == 2 and len(verified) == 1
+    other = security.Tokens("another-secret-of-the-same-length-" + "z" * 10, ttl_seconds=60)
+    forged = other.issue("u1", "admin", 2)
+    for _ in range(2):
+        try:
+            tokens.decode(forged)
+            raise AssertionError("a token signed with another key was accepted")
+        except Unauthorized as exc:
+            assert exc.code == "invalid_token"
+    clock[0] += 59.5
+    assert tokens.decode(token) == first  # still valid: expires once exp <= now, as PyJWT says
+    clock[0] += 0.5
+    try:
+        tokens.decode(token)
+        raise AssertionError("an expired token was accepted from the cache")
+    except Unauthorized as exc:
+        assert exc.code == "token_expired"
+    monkeypatch.setattr(security, "VERIFIED_TOKENS_KEPT", 3)
+    many = [tokens.issue(f"u{i}", "user") for i in range(10)]
+    for t in many:
+        tokens.decode(t)
+    assert len(tokens._verified) == 3
+
+
+async def test_authentication_reads_the_user_without_its_operation_markers(live, sample_case):
+    """The user a request is authenticated as carries no password hash and none
+    of the wallet's markers (up to 500 ids each), which every request used to copy."""
+    from cyberhub.accounts import users as accounts
+
+    token, user = await live.api.register("marked")
+    await live.api.pay(user["id"], 1000)
+    stored = await live.db.users.find_one({"_id": user["id"]})
+    assert stored["appliedOps"] and "passwordHash" in stored
+    authenticated = await accounts.user_for_token(live.db, live.services.tokens, token)
+    assert not {"passwordHash", "appliedOps", "abortedOps", "reversals"} & set(authenticated)
+    assert authenticated["balance"] == 1000 and authenticated["fair"] == stored["fair"]

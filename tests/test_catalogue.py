@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
 
 import pytest
 import socketio
@@ -334,3 +335,28 @@ async def test_catalogue_changes_made_by_another_process_show_at_once(start_live
     assert (await reader.api.get("/api/cases")).body["cases"][0]["name"] == "Renamed"
     await writer.api.call("DELETE", f"/api/admin/cases/{case_id}", token=admin)
     assert (await reader.api.get("/api/cases")).body["cases"] == []
+
+
+async def test_an_unchanged_catalogue_is_served_without_reading_the_stamp_on_the_embedded_store(
+        start_live, sample_case):
+    """On MongoDB every GET /api/cases reads the stamp (another process may have
+    bumped it). On the embedded store only this process's servers can write, and
+    the `meta` collection's change version tells whether any of them did: no
+    store call while nothing changed, the stamp read again once another server
+    bumped it (tests/test_embedded_store.py checks the version itself)."""
+    reader, writer = await start_live(), await start_live()
+    assert (await reader.api.get("/api/cases")).status == 200  # built and cached
+    reader.chaos.arm()
+    for _ in range(3):
+        assert (await reader.api.get("/api/cases")).status == 200
+    unchanged = list(reader.chaos.calls)
+    reader.chaos.disarm()
+    embedded = not os.environ.get("MONGODB_URI")
+    assert unchanged == ([] if embedded else [("meta", "find_one")] * 3)
+    created = await writer.api.post("/api/admin/cases", sample_case, token=await writer.admin_token())
+    reader.chaos.arm()
+    listed = await reader.api.get("/api/cases")
+    changed = list(reader.chaos.calls)
+    reader.chaos.disarm()
+    assert [c["id"] for c in listed.body["cases"]] == [created.body["case"]["id"]]
+    assert changed[0] == ("meta", "find_one") and ("cases", "to_list") in changed, changed

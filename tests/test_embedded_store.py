@@ -87,7 +87,30 @@ class Draw:
                              ("usernameLower", lambda: self.rng.choice([f"name{self.rng.randint(0, 30)}", None]))):
             if self.rng.random() < 0.85:
                 doc[field] = value()
+        # The wallet's shapes (a list of operation ids, the seed pair), sometimes of another type.
+        if self.rng.random() < 0.7:
+            doc["ops"] = self.rng.choice([[self.op() for _ in range(self.rng.randint(0, 6))], self.op(), 3, None])
+        if self.rng.random() < 0.5:
+            doc["m"] = self.rng.choice([self.rng.randint(0, 3), "2", [1, 2], True])
+        if self.rng.random() < 0.7:
+            doc["fair"] = self.rng.choice([{"nonce": self.rng.randint(0, 3), "hash": self.rng.choice("ab")},
+                                           {"hash": "a"}, "a", [{"nonce": 1}]])
         return doc
+
+    def op(self) -> str:
+        return self.rng.choice(["op1", "op2", "op3", "op4"])
+
+    def guard(self) -> dict:
+        """The wallet's guarded update filter, in pieces (simple_filters answers these)."""
+        r = self.rng
+        pieces = [("ops", lambda: {"$ne": self.op()}), ("n", lambda: {r.choice(["$gte", "$gt", "$lt", "$lte"]):
+                                                                        r.randint(0, 9)}),
+                  ("fair.nonce", lambda: r.randint(0, 3)), ("fair.hash", lambda: r.choice("ab")),
+                  ("state", self.state), ("userId", lambda: r.choice(["u1", "u2", 5])),
+                  ("n", lambda: r.choice([r.randint(0, 9), True])), ("fair.", lambda: "a"),
+                  ("ops", lambda: {"$ne": r.choice([3, None])}), ("m", lambda: {"$gte": r.randint(0, 3)}),
+                  ("m", lambda: r.randint(0, 3))]
+        return {key: value() for key, value in (r.choice(pieces) for _ in range(r.randint(1, 4)))}
 
     def filter(self, *, upsert: bool = False) -> dict:
         """A filter; with `upsert`, none of the `_id: {$in: ...}` ones (plain mongomock would
@@ -98,6 +121,9 @@ class Draw:
             lambda: {"_id": {"$in": [self.id(), self.id()]}, "userId": self.user(), "status": "owned"},
         ]
         kinds = [
+            lambda: {"_id": self.id(), **self.guard()},
+            lambda: {"_id": self.id(), **self.guard()},
+            lambda: self.guard(),
             lambda: {"_id": self.id()},
             lambda: {"_id": self.id(), "state": self.state()},
             lambda: {"userId": self.user()},
@@ -123,6 +149,8 @@ class Draw:
                                  ("status", lambda: r.choice(["owned", "sold"])), ("n", lambda: r.randint(0, 9))])
         if r.random() < 0.15:
             return {"$unset": {field: ""}}
+        if r.random() < 0.2:  # the wallet's move
+            return {"$inc": {"n": -1, "fair.nonce": 1}, "$push": {"ops": {"$each": [self.op()], "$slice": -5}}}
         return {"$set": {field: value()}, "$inc": {"n": 1}}
 
 
@@ -140,7 +168,7 @@ def _plain(value: Any) -> Any:
 async def _outcome(call: Any) -> Any:
     try:
         return ("ok", await call)
-    except PyMongoError as exc:
+    except (PyMongoError, TypeError, ValueError) as exc:  # mongomock fails on some updates (a $push to None)
         return ("error", type(exc).__name__)
 
 
@@ -340,3 +368,59 @@ async def test_a_sorted_page_copies_only_the_page(clock: Clock) -> None:
     page = await db.inventory.find({"userId": "heavy"}).sort([("wonAt", -1), ("_id", -1)]).limit(21).to_list(None)
     assert [d["_id"] for d in page] == [f"item{i:03d}" for i in range(199, 178, -1)]
     assert len(copied) == 21
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+async def test_change_version_moves_with_every_change(clock: Clock, seed: int) -> None:
+    """`change_version` (what lets GET /api/cases skip reading the catalogue
+    stamp): unchanged ⇒ no document of the collection changed, whatever the
+    write — in place updates, upserts, replaces, deletes, TTL expiry, drop —
+    and reads that change nothing leave it alone."""
+    rng = random.Random(seed)
+    draw = Draw(rng)
+    db = dbmod.connect(None, "versions").db
+    await _indexes(db)
+    versions = {name: dbmod.change_version(db[name]) for name in ("things", "keys")}
+    assert all(versions.values())
+    writes = 0
+    for step in range(800):
+        name = rng.choice(["things", "keys"])
+        roll = rng.random()
+        if roll < 0.25:
+            op, args, kwargs = "insert_one", (name, draw.doc()), {}
+        elif roll < 0.4:
+            upsert = rng.random() < 0.2
+            op, args, kwargs = rng.choice(["update_one", "update_many"]), (
+                name, draw.filter(upsert=upsert), draw.update()), {"upsert": upsert}
+        elif roll < 0.45:
+            replacement = {k: v for k, v in draw.doc().items() if k != "_id"}
+            op, args, kwargs = "replace_one", (name, draw.filter(), replacement), {"upsert": rng.random() < 0.3}
+        elif roll < 0.5:
+            op, args, kwargs = rng.choice(["delete_one", "delete_many"]), (name, draw.filter()), {}
+        elif roll < 0.6:
+            op, args, kwargs = "find_one_and_update", (name, draw.filter(), draw.update()), {}
+        elif roll < 0.62:
+            op, args, kwargs = "find_one_and_delete", (name, draw.filter()), {}
+        elif roll < 0.9:
+            op, args, kwargs = "find_one", (name, draw.filter()), {}
+        else:
+            op, args, kwargs = "find", (name, draw.filter(), None, 0, 0), {}
+        if rng.random() < 0.05:
+            clock.now += timedelta(minutes=rng.randint(1, 10))  # TTL expiry on "keys"
+        before = {}
+        for n, v in versions.items():
+            contents = _plain(await db[n].find({}).to_list(None))  # expires what is due first
+            before[n] = (v(), contents)
+        await _step(db, op, *_copy(args, kwargs))
+        for n, v in versions.items():
+            version, contents = before[n]
+            if v() == version:
+                assert _plain(await db[n].find({}).to_list(None)) == contents, (step, op, args)
+            else:
+                writes += 1
+                # Reads never move it (on "keys", one may expire documents: a change).
+                assert n == "keys" or op not in ("find_one", "find"), (step, op, args)
+    assert writes > 100
+    dropped = versions["things"]()
+    await db.things.drop()
+    assert versions["things"]() != dropped

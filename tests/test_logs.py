@@ -8,6 +8,7 @@ import io
 import json
 import logging
 
+from cyberhub.platform import ids
 from cyberhub.platform.logs import JsonFormatter
 from tests.support.client import connect_socket, watch_sessions
 
@@ -54,3 +55,20 @@ async def test_seed_monitoring_lines(live, caplog):
     assert f"💰 WebSocket: balance updated for user {user['id']}" in text
     assert any(m.startswith("🔴 Client disconnected:") and "reason:" in m for m in caplog.messages)
     assert any(m.startswith("POST /api/auth/register 201") for m in caplog.messages)
+
+
+async def test_generated_request_ids_are_unique_16_hex_digits(live):
+    """Without an acceptable X-Request-Id the server makes one: a per-process
+    random prefix and a counter (cheaper than uuid4 per request)."""
+    made = [(await live.api.get("/health", headers=headers)).headers["X-Request-Id"]
+            for headers in ({}, {}, {"X-Request-Id": "bad id with spaces"}, {"X-Request-Id": ""})]
+    assert len(set(made)) == 4 and all(len(i) == 16 and int(i, 16) >= 0 for i in made)
+    assert len({i[:8] for i in made}) == 1  # one process, one prefix
+
+
+def test_a_forked_process_makes_other_request_ids():
+    made = ids._RequestIds()
+    first = made.next()
+    made.reset()  # what os.register_at_fork runs in a child
+    assert made.next()[:8] != first[:8]
+    assert len({made.next() for _ in range(10_000)}) == 10_000

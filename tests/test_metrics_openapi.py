@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from cyberhub.platform import metrics as metrics_module
 from handlers.routes import all_routes
 from tests.test_economy import create_case, funded_user
 
@@ -32,6 +33,26 @@ async def test_metrics_count_requests_openings_and_payments(live, sample_case):
                    (("method", "POST"), ("route", "/api/cases/open")))] == 1
     assert values[("cyberhub_sockets_connected", ())] == 0
     assert not any(user_id in str(key) for key in values), "user ids never become labels"
+
+
+def test_request_metrics_reuse_labelled_children_up_to_a_bound(monkeypatch):
+    """Each (method, route, status) is looked up in prometheus_client once and
+    reused; past MAX_CACHED_CHILDREN (methods are whatever clients send) the
+    rest are still counted, just not kept."""
+    monkeypatch.setattr(metrics_module, "MAX_CACHED_CHILDREN", 2)
+    m = metrics_module.Metrics(connected_sockets=lambda: 0)
+    for status in (200, 200, 200, 404, 500, 500):
+        m.observe_request("GET", "/api/cases", status, 0.003)
+    m.observe_request("BREW", "/api/cases", 405, 0.001)
+    assert len(m._request_children) == 2
+    values = samples(m.render().decode())
+    counts = {s: values[("cyberhub_http_requests_total", (("method", "GET"), ("route", "/api/cases"),
+                                                          ("status", s)))] for s in ("200", "404", "500")}
+    assert counts == {"200": 3, "404": 1, "500": 2}
+    assert values[("cyberhub_http_requests_total", (("method", "BREW"), ("route", "/api/cases"),
+                                                    ("status", "405")))] == 1
+    assert values[("cyberhub_http_request_duration_seconds_count", (("method", "GET"),
+                                                                    ("route", "/api/cases")))] == 6
 
 
 async def test_metrics_token_when_configured(start_live):

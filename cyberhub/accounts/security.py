@@ -49,12 +49,22 @@ class Claims:
     version: int  # the user's tokenVersion when issued; a password reset bumps it
 
 
+# Tokens whose signature was verified, kept so that a player's next request
+# skips PyJWT (its base64 and HMAC checks were the largest piece of an
+# authenticated request outside the store); the oldest go first past this.
+VERIFIED_TOKENS_KEPT = 4096
+
+
 class Tokens:
     algorithm = "HS256"
 
     def __init__(self, secret: str, ttl_seconds: int) -> None:
         self._secret = secret
         self._ttl = ttl_seconds
+        # token → its claims; only tokens signed with this secret get in, and
+        # expiry is checked again on every use (revocation and suspension are
+        # checked against the user document by the caller, as before).
+        self._verified: dict[str, Claims] = {}
 
     def issue(self, user_id: str, role: str, version: int = 0) -> str:
         now = int(time.time())
@@ -62,6 +72,18 @@ class Tokens:
         return jwt.encode(payload, self._secret, algorithm=self.algorithm)
 
     def decode(self, token: str) -> Claims:
+        claims = self._verified.get(token)
+        if claims is not None:
+            if time.time() < claims.expires_at:  # PyJWT's rule: expired once exp <= now
+                return claims
+            del self._verified[token]
+        claims = self._verify(token)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = claims
+        return claims
+
+    def _verify(self, token: str) -> Claims:
         try:
             payload = jwt.decode(
                 token, self._secret, algorithms=[self.algorithm], options={"require": ["sub", "role", "exp"]}

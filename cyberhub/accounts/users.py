@@ -114,8 +114,14 @@ async def ensure_admin(db: Database, passwords: Passwords, *, username: str, pas
         await ensure_admin(db, passwords, username=username, password=password)
 
 
+# What authentication never needs: the password hash, and the wallet's operation
+# markers (up to 500 ids each, docs/MONEY.md) — read on every request, they were
+# most of the bytes (on MongoDB) and of the copying (embedded store) of this read.
+_NOT_FOR_REQUESTS = {"passwordHash": 0, "appliedOps": 0, "abortedOps": 0, "reversals": 0}
+
+
 async def get_user(db: Database, user_id: str) -> dict | None:
-    return await db.users.find_one({"_id": user_id}, projection={"passwordHash": 0})
+    return await db.users.find_one({"_id": user_id}, projection=_NOT_FOR_REQUESTS)
 
 
 async def user_for_token(db: Database, tokens: Tokens, token: str) -> dict:

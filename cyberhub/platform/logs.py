@@ -48,6 +48,9 @@ access_log = logging.getLogger("cyberhub.access")
 def access_line(handler: tornado.web.RequestHandler) -> None:
     """One line per request. The path is logged without its query string."""
     status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    if not access_log.isEnabledFor(level):
+        return  # e.g. LOG_LEVEL=WARNING: nothing to format
     duration_ms = round(1000.0 * handler.request.request_time(), 1)
     user = getattr(handler, "user", None)
     extra = {
@@ -58,7 +61,6 @@ def access_line(handler: tornado.web.RequestHandler) -> None:
         "status": status,
         "duration_ms": duration_ms,
     }
-    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     access_log.log(
         level, "%s %s %d %.1fms ip=%s rid=%s", handler.request.method, handler.request.path, status,
         duration_ms, handler.request.remote_ip, extra["request_id"], extra=extra,

@@ -9,6 +9,7 @@ AsyncMongoClient touches this file only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "ReturnDocument",
     "ServerSelectionTimeoutError",
     "Store",
+    "change_version",
     "connect",
     "ensure_indexes",
     "insert_once",
@@ -77,6 +79,15 @@ def connect(uri: str | None, db_name: str, timeout_ms: int = 5000) -> Store:
 def is_unavailable_error(exc: BaseException) -> bool:
     """True for driver errors that mean 'the database cannot be reached'."""
     return isinstance(exc, ConnectionFailure | ServerSelectionTimeoutError)
+
+
+def change_version(collection: Any) -> Callable[[], int] | None:
+    """On the embedded store, a function giving `collection`'s change version:
+    the same value twice means no document of it changed in between, whoever
+    wrote (every server that can share an embedded store is in this process,
+    and all of them write through the same in-memory collections). None on
+    MongoDB, where only a read can tell what another process wrote."""
+    return getattr(collection, "_cyberhub_change_version", None)
 
 
 async def insert_once(collection: Any, doc: dict) -> bool:

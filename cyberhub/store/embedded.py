@@ -23,7 +23,11 @@ mongomock-motor 0.0.36 (tests/test_embedded_store.py fails if they change):
      `__setitem__`), so indexes are refreshed after each `_update` call.
   4. mongomock-motor's collection wrapper calls the sync collection's methods
      by name, and patches `_iter_documents` on the instance (as this does).
-  5. A `Cursor` keeps `_spec`, `_sort` (list of (key, direction)), `_skip`,
+  5. (store/mongomock_speed.py) mongomock.collection calls `copy.copy`,
+     `copy.deepcopy` and `version.parse` through its module names `copy` and
+     `version`, and everything calls `helpers.patch_datetime_awareness_in_document`
+     through the helpers module.
+  6. A `Cursor` keeps `_spec`, `_sort` (list of (key, direction)), `_skip`,
      `_limit`, `_projection`, `_factory`, and builds its results in
      `_compute_results` from `Collection._get_dataset` (sort, then
      `_copy_only_fields` of every match) before applying skip and limit.
@@ -36,14 +40,20 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 from datetime import datetime
 from typing import Any
+
+from cyberhub.store import mongomock_speed, simple_filters
 
 EQUALITY_FIELDS = ("userId", "usernameLower", "state", "status", "caseId", "paymentId", "opId")
 RANGE_FIELDS = ("createdAt",)
 _ABSENT = object()  # the field is missing: an equality or range filter never matches
 _ODD = object()  # a value of another type: always a candidate, filter_applies decides
 _RANGE_OPS = frozenset(("$gt", "$gte", "$lt", "$lte"))
+# Change versions of every embedded collection come from one counter, so a
+# version is never repeated, even by a collection dropped and made again.
+_CHANGE_VERSIONS = itertools.count(1)
 
 
 def _index_keys(doc: dict) -> tuple:
@@ -79,6 +89,9 @@ def _indexed_collection_store() -> type:
         def __init__(self, name: str) -> None:
             super().__init__(name)
             self.full_scans = 0  # reads of every document (tests check request paths make none)
+            # Changes on each write: equal versions mean nothing in the collection changed
+            # in between, whichever server sharing this store wrote (see `change_version`).
+            self.version = 0
             self.listed = 0  # candidates taken from the indexes, all reads together
             self._reset_indexes()
 
@@ -97,6 +110,7 @@ def _indexed_collection_store() -> type:
 
         # -- keeping the indexes ------------------------------------------------
         def __setitem__(self, key: Any, val: Any) -> None:
+            self.version = next(_CHANGE_VERSIONS)
             new = key not in self._documents
             super().__setitem__(key, val)
             if new:
@@ -105,10 +119,12 @@ def _indexed_collection_store() -> type:
             self.reindex(key)
 
         def __delitem__(self, key: Any) -> None:
+            self.version = next(_CHANGE_VERSIONS)
             super().__delitem__(key)
             self._unindex(key)
 
         def drop(self) -> None:
+            self.version = next(_CHANGE_VERSIONS)
             super().drop()
             self._reset_indexes()
 
@@ -122,7 +138,9 @@ def _indexed_collection_store() -> type:
                 state.pop(index_name, None)
 
         def reindex(self, key: Any) -> None:
-            """Bring the indexes up to date with the stored document `key`."""
+            """Bring the indexes up to date with the stored document `key` (after any
+            change to it, in place ones included: so this counts as a change)."""
+            self.version = next(_CHANGE_VERSIONS)
             doc = self._documents[key]
             seq = self._seqs[key]
             new = _index_keys(doc)
@@ -337,6 +355,8 @@ def mongomock_utcnow() -> datetime:
 def embedded_client() -> Any:
     """An AsyncMongoMockClient whose collections keep indexes (see above)."""
     import mongomock
+
+    mongomock_speed.install()  # cheaper copies and datetime normalisation (see there)
     from mongomock.store import DatabaseStore, ServerStore
     from mongomock_motor import AsyncMongoMockClient
 
@@ -379,6 +399,11 @@ def _speed_up(collection: Any) -> Any:
     )
 
     scan = collection._iter_documents
+
+    def _applies(flt: Any, doc: dict) -> bool:
+        """filter_applies, answered directly for the plain filters of the money paths."""
+        answer = simple_filters.matches(flt, doc) if doc else None
+        return filter_applies(flt, doc) if answer is None else answer
     update = collection._update
     count_documents = collection.count_documents
     recording: list[list] = []
@@ -406,7 +431,7 @@ def _speed_up(collection: Any) -> Any:
             docs, exact = plan
             if not docs and not exact:
                 filter_applies(flt, {})  # validate the filter, as a scan would have
-            found = iter(docs) if exact else (doc for doc in docs if filter_applies(flt, doc))
+            found = iter(docs) if exact else (doc for doc in docs if _applies(flt, doc))
         if recording:
             return _recorded(found, recording[-1])
         return found
@@ -438,8 +463,8 @@ def _speed_up(collection: Any) -> Any:
             store._remove_expired_documents()
             doc = store._documents.get(filter["_id"])
             # (Checked against {} when nothing matches: an invalid filter still raises.)
-            if len(filter) > 1 and not filter_applies(patch_datetime_awareness_in_document(filter),
-                                                      {} if doc is None else doc):
+            if len(filter) > 1 and not _applies(patch_datetime_awareness_in_document(filter),
+                                                {} if doc is None else doc):
                 return None
             if doc is None:
                 return None
@@ -457,6 +482,8 @@ def _speed_up(collection: Any) -> Any:
         return count_documents(filter, **kwargs)
 
     collection._iter_documents = _iter_documents
+    # Read by store.db.change_version (a Motor collection has no such attribute).
+    collection._cyberhub_change_version = lambda: collection._store.version
     collection._update = _update
     collection.count_documents = _count_documents
     collection.find_one = _find_one
