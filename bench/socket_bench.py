@@ -322,11 +322,13 @@ def print_tables(runs: list[dict]) -> None:
         rows.append([r["target"], r.get("client", "websocket"), fmt(r["clients"]),
                      f"{r['connected']:,} ({r['connectSeconds']:.2f} s)", f"{st['back']}/{r['connected']}",
                      fmt(st["p50Ms"]), fmt(st["p99Ms"]), fmt(st["allBackMs"]),
+                     f"{fmt(st.get('attempts'))} / {fmt(st.get('errors'))}",
                      "–" if not lag else f"{lag['lagOver250ms']:.0f} / {lag['lagOver40ms']:.0f}"])
     if rows:
         print(harness.markdown_table(
             ["server", "client", "clients", "connected (time)", "back", "back p50 ms", "back p99 ms",
-             "all back ms", "loop lag samples >250 ms / >40 ms during the storm"], rows))
+             "all back ms", "reconnect attempts / errors", "loop lag samples >250 ms / >40 ms during the storm"],
+            rows))
         print()
     rows = []
     for r in (x for x in runs if x["kind"] == "mixed"):

@@ -16,7 +16,8 @@
 //   mixed: {rate: 20, seconds: 20, caseId: "...", openers: [{token, username}], graceMs: 5000} | null,
 //   separateOpeners: true,         // mixed: print {"ready":true}, then read the openers' result on stdin
 //   storm: {timeoutMs: 120000} | null, // every client's connection dropped at once (a network blip);
-//                                  // each reconnects with socket.io-client's default back-off
+//                                  // each reconnects with socket.io-client's default back-off;
+//                                  // the result counts reconnect attempts and errors (by message)
 //   role: "openers"                // this process only sends the openings (plan.mixed) and prints
 //                                  // {answerTimes, stats}; bench/socket_bench.py runs both
 // }
@@ -198,6 +199,16 @@ async function storm(plan, sockets) {
   const ready = await waitAll(sockets, settled, timeoutMs);
   const backAt = new Array(sockets.length).fill(null);
   const t0 = now();
+  // Why a client takes long: each failed attempt costs it a back-off of 1, 2, 4, 5 s (± 50 %).
+  const failures = { attempts: 0, errors: 0, byMessage: {} };
+  sockets.forEach((s) => {
+    s.io.on("reconnect_attempt", () => { failures.attempts++; });
+    s.io.on("reconnect_error", (e) => {
+      failures.errors++;
+      const key = String(e && e.message).slice(0, 60);
+      failures.byMessage[key] = (failures.byMessage[key] || 0) + 1;
+    });
+  });
   sockets.forEach((s, i) => {
     s.once("disconnect", () => {
       const onBack = () => { if (settled(s)) { backAt[i] = now() - t0; } else setTimeout(onBack, 10); };
@@ -208,7 +219,7 @@ async function storm(plan, sockets) {
   const deadline = now() + timeoutMs;
   while (backAt.some((t) => t === null) && now() < deadline) await sleep(20);
   const times = backAt.filter((t) => t !== null);
-  return { readyBefore: ready, back: times.length, lost: sockets.length - times.length,
+  return { readyBefore: ready, back: times.length, lost: sockets.length - times.length, ...failures,
     p50Ms: pct(times, 50), p99Ms: pct(times, 99), allBackMs: times.length ? Math.max(...times) : null };
 }
 
