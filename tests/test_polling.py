@@ -206,3 +206,14 @@ def test_engineio_answers_through_its_driver_table(live):
     assert {"translate_request", "make_response"} <= set(table)
     assert table["make_response"] is not eio_tornado.make_response  # ours, dispatching
     assert eio_tornado._async["make_response"] is eio_tornado.make_response  # the shared table untouched
+
+
+async def test_a_post_claiming_a_websocket_upgrade_is_still_a_polling_post(live):
+    """Only a GET can be a websocket upgrade: a POST with `Upgrade: websocket`
+    goes through the polling checks (here: the malformed-body rule)."""
+    opened = await live.api.get(HANDSHAKE)
+    sid = sid_of(opened.body.encode())
+    request = post(f"{HANDSHAKE}&sid={sid}", b"\xff\xfe").replace(
+        b"Host: localhost\r\n", b"Host: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
+    [(status, _, body)] = await raw_exchange(live.base_url, [request])
+    assert status == 400 and json.loads(body)["code"] == "bad_packet"

@@ -1,5 +1,8 @@
-"""The Tornado handler mounted at /socket.io/: python-engineio's own handler
-(`socketio.get_tornado_handler`) extended through subclassing only.
+"""The Tornado handler mounted at /socket.io/ for websocket upgrades (a GET
+with `Upgrade: websocket`): python-engineio's own handler
+(`socketio.get_tornado_handler`) extended through subclassing only. Every
+other /socket.io/ request — the polling transport — is served by
+cyberhub/realtime/polling.py, which keeps the same limits.
 
 What it adds:
 - permessage-deflate off: per-socket zlib state costs ~150 KiB per connection
@@ -13,18 +16,13 @@ What it adds:
   websocket (cyberhub/realtime/socket_upgrade.py does the upgrade handshake
   here and swaps the session's socket); everything else keeps engine.io's
   own path;
-- polling bodies are streamed and refused with 413 as soon as they pass
-  SOCKET_MAX_BUFFER_BYTES, declared or streamed. python-engineio 4.15.1 answers
-  a too-long body with `disconnect()`, which waits for a GET poll to drain the
-  session's queue: with none outstanding the POST hangs and its buffered body
-  stays in memory. Here nothing past the limit is ever kept;
+- a request body (none is expected) is refused with 413 as soon as it passes
+  SOCKET_MAX_BUFFER_BYTES, declared or streamed, and never kept;
 - a websocket's stream holds at most SOCKET_MAX_PENDING_BYTES unsent
   (cyberhub/realtime/pending.py);
 - a request that would open a new session past SOCKET_MAX_PER_ADDRESS or
   SOCKET_MAX_CONNECTIONS is answered 429 / 503 with the error envelope before
-  engine.io sees it (cyberhub/realtime/admission.py);
-- a polling POST whose body is not what a client sends closes its session
-  with one log line (cyberhub/realtime/badinput.py).
+  engine.io sees it (cyberhub/realtime/admission.py).
 """
 
 from __future__ import annotations
@@ -39,9 +37,7 @@ import tornado.web
 from cyberhub.platform.errors import PayloadTooLarge
 from cyberhub.platform.validation import declared_length
 from cyberhub.realtime.admission import envelope as admission_envelope
-from cyberhub.realtime.badinput import polling_body_refusal
 from cyberhub.realtime.direct_socket import DirectSocket, can_open_directly, polling_environ
-from cyberhub.realtime.eviction import evict
 from cyberhub.realtime.fanout import FastAsyncManager
 from cyberhub.realtime.pending import cap_stream
 from cyberhub.realtime.socket_upgrade import PingTasks, PollingUpgrade, start_upgrade
@@ -193,21 +189,5 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
                 return
             self._take_body()
             await super().get(*args, **kwargs)
-
-        async def post(self, *args: Any, **kwargs: Any) -> None:
-            self._take_body()
-            sid = self.get_query_argument("sid", None)
-            if guarded and sid is not None and sid in sio.eio.sockets:
-                refusal = polling_body_refusal(self.request.body)
-                if refusal is not None:
-                    manager.guard.report(sid, "bad_packet", "%s, disconnected", refusal)
-                    evict(sio.eio, sid, manager.websockets)
-                    self._refuse(400, "Malformed engine.io payload; session closed", "bad_packet")
-                    return
-            await super().post(*args, **kwargs)
-
-        async def options(self, *args: Any, **kwargs: Any) -> None:
-            self._take_body()
-            await super().options(*args, **kwargs)
 
     return EngineIOHandler

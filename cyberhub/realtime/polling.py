@@ -12,14 +12,17 @@ engine.io itself (bench/README.md, issue 18).
 
 Here a polling request is a bare `HTTPMessageDelegate` (`PollingRequest`),
 chosen by a routing rule ahead of the REST routes (`PollingRequests.rule`)
-for /socket.io/ requests that are not websocket upgrades (those still go to
-cyberhub/realtime/engineio_handler.py). It keeps everything the handler did
+for every /socket.io/ request but a websocket upgrade (a GET with `Upgrade:
+websocket`, which still goes to cyberhub/realtime/engineio_handler.py). It keeps everything the handler did
 for polling, in the same order:
 - the session limits (SOCKET_MAX_PER_ADDRESS / SOCKET_MAX_CONNECTIONS,
   cyberhub/realtime/admission.py): a request that would open a session holds
   a reservation until engine.io's connect event takes it or the request ends;
 - the body cap (SOCKET_MAX_BUFFER_BYTES, declared or streamed): 413 at once,
-  nothing past the limit kept;
+  nothing past the limit kept (python-engineio 4.15.1 answers a too-long
+  body with `disconnect()`, which waits for a GET poll to drain the
+  session's queue: with none outstanding the POST would hang with its body
+  in memory);
 - a POST whose body is not what a client sends closes its session
   (cyberhub/realtime/badinput.py);
 - then engine.io's own `handle_request` does everything engine.io does (CORS,
@@ -85,10 +88,13 @@ Observe = Callable[[str, str, int, float], None]  # Metrics.observe_request(meth
 
 
 class PollingMatcher(tornado.routing.Matcher):
-    """/socket.io/ requests that are not websocket upgrades."""
+    """/socket.io/ requests other than a websocket upgrade (a GET asking for
+    one): every POST is a polling one, whatever its headers say."""
 
     def match(self, request: HTTPServerRequest) -> dict[str, Any] | None:
-        if request.path != PATH or request.headers.get("Upgrade", "").lower() == "websocket":
+        if request.path != PATH:
+            return None
+        if request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket":
             return None
         return {}
 
