@@ -60,9 +60,14 @@ export function request(base, method, path, token, body) {
 
 // socket.io-client options for plan.transports: absent = websocket only (the older
 // runs), null = the client's default, plain io(url): polling, then the upgrade.
+// plan.keepAlive: polling requests on kept-alive connections, as a browser makes
+// them (the Node client's own default opens a connection per request).
+const browserLikeAgent = new http.Agent({ keepAlive: true });
+
 export function transportsOf(plan) {
   if (!("transports" in plan)) return { transports: ["websocket"] };
-  return plan.transports === null ? {} : { transports: plan.transports };
+  const keepAlive = plan.keepAlive ? { agent: browserLikeAgent } : {};
+  return plan.transports === null ? keepAlive : { transports: plan.transports, ...keepAlive };
 }
 
 // Connected, and for the default client (no `transports` option) upgraded to the

@@ -48,9 +48,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cap", type=int, default=0, help="LIVE_FEED_MAX_PER_SECOND for CyberHub (0 = no cap)")
     p.add_argument("--targets", nargs="+", default=["cyberhub", "node"], choices=["cyberhub", "node"])
     p.add_argument("--connect-concurrency", type=int, default=200)
-    p.add_argument("--client", choices=["default", "websocket"], default="default",
+    p.add_argument("--client", choices=["default", "default-keepalive", "websocket"], default="default",
                    help="how clients connect: socket.io-client's default, plain io(url) — polling, then the "
-                        "upgrade, as the frontend does — or transports: ['websocket']")
+                        "upgrade, as the frontend does; in Node each polling request on a new connection —, "
+                        "the same with kept-alive connections as a browser makes them (default-keepalive), "
+                        "or transports: ['websocket']")
     p.add_argument("--storm", type=int, nargs="*", default=[],
                    help="client counts for the reconnect storm: every connection dropped at once, "
                         "each client back with the client's default back-off")
@@ -197,7 +199,8 @@ def stalls(values: dict[str, float]) -> dict:
 
 def client_plan(args: argparse.Namespace, storm: bool) -> dict:
     """How the generator's clients connect, and the storm if asked for."""
-    plan: dict = {"transports": None if args.client == "default" else ["websocket"]}
+    plan: dict = {"transports": ["websocket"] if args.client == "websocket" else None,
+                  "keepAlive": args.client == "default-keepalive"}
     if storm:
         plan["storm"] = {"timeoutMs": 120_000}
     return plan
