@@ -116,13 +116,22 @@ async def test_a_long_poll_whose_client_went_away_ends_quietly(live, caplog):
     path = f"{HANDSHAKE}&sid={sid}"
     assert (await live.api.post(path, raw=b"40")).status == 200
     assert (await live.api.get(path)).body.startswith("40{")  # the CONNECT: the queue is empty now
+    # Told when engine.io starts serving the poll (it then waits on the session's queue).
+    session = live.services.sio.eio.sockets[sid]
+    serving = asyncio.Event()
+    serve = session.handle_get_request
+
+    async def handle_get_request(environ: dict) -> list:
+        serving.set()
+        return await serve(environ)
+
+    session.handle_get_request = handle_get_request
     url = urlsplit(live.base_url)
     _, writer = await asyncio.open_connection(url.hostname, url.port)
     writer.write(get(path))
     await writer.drain()
-    while not polling_tasks:  # noqa: ASYNC110 — until the poll waits on the session's queue (a set: no event)
-        await asyncio.sleep(0.01)
-    poll = next(iter(polling_tasks))
+    await serving.wait()
+    [poll] = polling_tasks
     writer.close()
     await writer.wait_closed()
     await live.services.sio.eio.disconnect(sid)  # puts a CLOSE on the queue: the poll answers
