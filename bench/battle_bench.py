@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +27,6 @@ import aiohttp
 import harness
 
 BENCH = Path(__file__).resolve().parent
-RESULTS = BENCH / "results"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -110,11 +108,7 @@ def main() -> None:
     print(harness.machine_line())
     result = asyncio.run(run(args))
     print(report(result, args))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"battles-{time.strftime('%Y%m%dT%H%M%S')}{'-' + args.label if args.label else ''}.json"
-    out.write_text(json.dumps({"machine": harness.source_revision(), "argv": sys.argv[1:], "result": result},
-                              indent=1))
-    print(f"\n{out.relative_to(BENCH.parent)}")
+    print(f"\n{harness.save_results('battles', args.label, {'result': result})}")
 
 
 if __name__ == "__main__":

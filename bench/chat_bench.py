@@ -30,7 +30,6 @@ import asyncio
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import aiohttp
@@ -38,7 +37,6 @@ import harness
 import socket_bench
 
 BENCH = Path(__file__).resolve().parent
-RESULTS = BENCH / "results"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -200,11 +198,9 @@ async def main(argv: list[str] | None = None) -> int:
             r = await run(int(viewers), rate, args)
             r.update(target=target, rate=rate, chatCap=args.chat_cap)
             runs.append(r)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"chat-{time.strftime('%Y%m%dT%H%M%S')}{'-' + args.label if args.label else ''}.json"
-    out.write_text(json.dumps({"machine": harness.source_revision(), "argv": sys.argv[1:], "runs": runs}, indent=1))
+    out = harness.save_results("chat", args.label, {"runs": runs})
     print_table(runs)
-    print(f"\nJSON: {out.relative_to(harness.ROOT)}", file=sys.stderr)
+    print(f"\nJSON: {out}", file=sys.stderr)
     return 0
 
 

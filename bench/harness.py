@@ -47,6 +47,16 @@ _SCRUBBED = (
 _SCRUBBED_PREFIXES = ("RATE_LIMIT_", "SOCKET_", "IDEMPOTENCY_", "RECOVERY_", "PAYMENT_")
 
 
+def save_results(kind: str, label: str, data: dict) -> Path:
+    """bench/results/<kind>-<time>[-<label>].json with the source revision and
+    the command line; returns its path relative to the repository."""
+    results = ROOT / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    out = results / f"{kind}-{time.strftime('%Y%m%dT%H%M%S')}{'-' + label if label else ''}.json"
+    out.write_text(json.dumps({"machine": source_revision(), "argv": sys.argv[1:], **data}, indent=1))
+    return out.relative_to(ROOT)
+
+
 def log(msg: str) -> None:
     """A progress line on stderr, with the time."""
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

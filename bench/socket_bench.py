@@ -28,14 +28,12 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import aiohttp
 import harness
 
 BENCH = Path(__file__).resolve().parent
-RESULTS = BENCH / "results"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -376,11 +374,9 @@ async def main(argv: list[str] | None = None) -> int:
             r = await run_one(target, n, args, mixed=None, storm=True)
             r.update(kind="storm", target=target, client=args.client)
             runs.append(r)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"sockets-{time.strftime('%Y%m%dT%H%M%S')}{'-' + args.label if args.label else ''}.json"
-    out.write_text(json.dumps({"machine": harness.source_revision(), "argv": sys.argv[1:], "runs": runs}, indent=1))
+    out = harness.save_results("sockets", args.label, {"runs": runs})
     print_tables(runs)
-    print(f"\nJSON: {out.relative_to(harness.ROOT)}", file=sys.stderr)
+    print(f"\nJSON: {out}", file=sys.stderr)
     return 0
 
 
