@@ -125,15 +125,11 @@ def machine_line() -> str:
 
 
 @dataclass
-class Server:
-    """A running `python run.py` child with the credentials the script generated."""
+class LocalServer:
+    """A child process serving HTTP on HOST:port."""
 
     proc: asyncio.subprocess.Process
     port: int
-    admin_username: str
-    admin_password: str
-    webhook_secret: str
-    log_path: Path
 
     @property
     def base(self) -> str:
@@ -142,6 +138,16 @@ class Server:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+
+@dataclass
+class Server(LocalServer):
+    """A running `python run.py` child with the credentials the script generated."""
+
+    admin_username: str
+    admin_password: str
+    webhook_secret: str
+    log_path: Path
 
     def log_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):
@@ -394,20 +400,10 @@ async def wrk(url: str, seconds: int, connections: int, threads: int = 2) -> dic
 
 
 @dataclass
-class BareTornado:
+class BareTornado(LocalServer):
     """bench/bare_tornado.py serving fixed bytes at /api/cases (the catalogue's yardstick)."""
 
-    proc: asyncio.subprocess.Process
-    port: int
     body_paths: list[Path]
-
-    @property
-    def base(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
 
 async def start_bare_tornado(body: bytes, open_body: bytes | None = None) -> BareTornado:

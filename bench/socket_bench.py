@@ -64,17 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-class NodeReference:
-    def __init__(self, proc: asyncio.subprocess.Process, port: int) -> None:
-        self.proc, self.port = proc, port
-
-    @property
-    def base(self) -> str:
-        return f"http://{harness.HOST}:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
+class NodeReference(harness.LocalServer):
+    """bench/node-reference/server.mjs."""
 
 
 async def start_node(env: dict[str, str] | None = None) -> NodeReference:
