@@ -17,7 +17,7 @@ from cyberhub.games.battles import seats as battle_seats
 from cyberhub.server import recovery
 from cyberhub.server.lifecycle import recover_battles
 from tests.support.battles import assert_battle_invariants, create, make_cases, player, watch
-from tests.support.chaos import failure_points
+from tests.support.chaos import assert_store_outage_answer, failure_points
 from tests.support.invariants import assert_money_invariants
 
 
@@ -143,11 +143,8 @@ async def test_battle_failure_after_every_step_then_recovery(live, name):
 
     for point in failure_points(writes):
         ctx = await scenario.prepare(live, point.n, shared)
-        live.chaos.arm(point.index, after_apply=point.after_apply)
-        reply = await scenario.act(live, ctx)
-        live.chaos.disarm()
-        assert live.chaos.tripped, point.where
-        assert reply.status == 503 and reply.body["code"] == "database_unavailable", (point.where, reply)
+        reply = await live.chaos.cut_off(point, scenario.act(live, ctx))
+        assert_store_outage_answer(reply, point)
         await recovery.recover(live.db, grace_seconds=0)
         await recover_battles(live.services)
         await assert_money_invariants(live.db)
@@ -188,10 +185,7 @@ async def test_reveal_and_settle_fail_at_every_write_then_resume_once(live):
 
     for point in failure_points(writes):
         battle_id = await running_battle(live, cases, f"reveal{point.n}")
-        live.chaos.arm(point.index, after_apply=point.after_apply)
-        await quiet.run(battle_id)
-        live.chaos.disarm()
-        assert live.chaos.tripped, point.where
+        await live.chaos.cut_off(point, quiet.run(battle_id))
         await quiet.run(battle_id)  # resumed, as by the recovery pass
         battle = await live.db.battles.find_one({"_id": battle_id})
         assert battle["status"] == "finished" and battle["revealed"] == 2, point.where
@@ -293,10 +287,7 @@ async def test_no_battle_event_is_lost_to_a_crash_in_the_reveal(live):
     for point in failure_points(writes):
         battle_id = await running_battle(live, cases, f"told{point.n}")
         client, events = await watch(live, battle_id)
-        live.chaos.arm(point.index, after_apply=point.after_apply)
-        await quiet.run(battle_id)
-        live.chaos.disarm()
-        assert live.chaos.tripped, point.where
+        await live.chaos.cut_off(point, quiet.run(battle_id))
         await battle_reveal.recover(live.db, quiet, grace_seconds=0, waiting_minutes=60)
         await asyncio.gather(*quiet.tasks.values())
         await events.wait_for("battle:finished", predicate=lambda d, b=battle_id: d["battleId"] == b)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from cyberhub.server import recovery
-from tests.support.chaos import failure_points
+from tests.support.chaos import assert_store_outage_answer, failure_points
 from tests.support.invariants import assert_money_invariants
 from tests.test_economy import create_case, funded_user
 
@@ -128,11 +128,8 @@ async def test_failure_after_every_step_then_recovery(live, name):
 
     for point in failure_points(writes):
         ctx = await scenario.prepare(live, point.n)
-        live.chaos.arm(point.index, after_apply=point.after_apply)
-        reply = await scenario.act(live, ctx)
-        live.chaos.disarm()
-        assert live.chaos.tripped, point.where
-        assert reply.status == 503 and reply.body["code"] == "database_unavailable", (point.where, reply)
+        reply = await live.chaos.cut_off(point, scenario.act(live, ctx))
+        assert_store_outage_answer(reply, point)
         await recovery.recover(live.db, grace_seconds=0)
         await assert_money_invariants(live.db)
         await scenario.check(live, ctx)

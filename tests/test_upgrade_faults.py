@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from cyberhub.server import recovery
-from tests.support.chaos import failure_points
+from tests.support.chaos import assert_store_outage_answer, failure_points
 from tests.support.invariants import assert_money_invariants
 from tests.test_economy import create_case
 from tests.test_upgrades import FODDER, next_roll, player_with_items, target_case
@@ -68,11 +68,8 @@ async def test_upgrade_failure_after_every_step_then_recovery(live, key):
 
     for point in failure_points(writes):
         ctx = await _prepare(live, point.n, state)
-        live.chaos.arm(point.index, after_apply=point.after_apply)
-        reply = await _act(live, ctx, key)
-        live.chaos.disarm()
-        assert live.chaos.tripped, point.where
-        assert reply.status == 503 and reply.body["code"] == "database_unavailable", (point.where, reply)
+        reply = await live.chaos.cut_off(point, _act(live, ctx, key))
+        assert_store_outage_answer(reply, point)
         await recovery.recover(live.db, grace_seconds=0)
         await assert_money_invariants(live.db)
         await _check(live, ctx, key)

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo.errors import AutoReconnect, ServerSelectionTimeoutError
+
+T = TypeVar("T")
 
 WRITES = {
     "insert_one", "insert_many", "update_one", "update_many", "replace_one",
@@ -71,6 +73,17 @@ class Chaos:
     def disarm(self) -> None:
         self.armed = False
         self.fail_write = None
+
+    async def cut_off(self, point: FailurePoint, action: Awaitable[T]) -> T:
+        """Runs `action` with the store failing at `point`; the fault must have
+        been hit. Returns what `action` returned."""
+        self.arm(point.index, after_apply=point.after_apply)
+        try:
+            result = await action
+        finally:
+            self.disarm()
+        assert self.tripped, point.where
+        return result
 
     async def before(self, collection: str, method: str) -> bool:
         """Returns True if this call must fail after it is applied."""
@@ -163,6 +176,11 @@ class FailurePoint:
     index: int  # the 1-based write to fail
     after_apply: bool  # after the write took effect (its reply lost), else before
     where: str  # for assertion messages
+
+
+def assert_store_outage_answer(reply: Any, point: FailurePoint) -> None:
+    """A request cut off by the store: 503 database_unavailable."""
+    assert reply.status == 503 and reply.body["code"] == "database_unavailable", (point.where, reply)
 
 
 def failure_points(writes: list[tuple[str, str]]) -> Iterator[FailurePoint]:
