@@ -114,17 +114,12 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
 
         def prepare(self) -> None:
             if guarded:
-                manager.reaper.ensure_running()
-                if "sid" not in self.request.query_arguments:  # would open a new session
-                    address = self.request.remote_ip or "unknown"
-                    refusal = manager.admission.reserve(address)
-                    if refusal is None:
-                        self.reserved_address = address  # released by release_reservation()
-                    else:
-                        manager.guard.count(refusal)
-                        status, body = admission_envelope(refusal)
-                        self._refuse(status, body["error"], body["code"])
-                        return
+                # (a reservation is released by release_reservation())
+                self.reserved_address, refusal = manager.reserve_handshake(self.request)
+                if refusal is not None:
+                    status, body = admission_envelope(refusal)
+                    self._refuse(status, body["error"], body["code"])
+                    return
             try:
                 length = declared_length(self.request.headers.get("Content-Length"))
             except ValueError as exc:

@@ -93,6 +93,7 @@ from collections import deque
 from typing import Any
 
 import socketio
+import tornado.httputil
 import tornado.iostream
 import tornado.websocket
 from engineio import exceptions as eio_exceptions
@@ -100,10 +101,12 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import tornado as eio_tornado
 from socketio import packet as sio_packet
 
+from cyberhub.realtime.admission import Admission
 from cyberhub.realtime.direct_socket import DirectSocket, PingScheduler, open_direct_socket
 from cyberhub.realtime.eviction import evict
 from cyberhub.realtime.guard import SocketGuard
 from cyberhub.realtime.pending import CappedQueue
+from cyberhub.realtime.reaper import SessionReaper
 from cyberhub.realtime.wsframes import text_frame, write_frame
 
 log = logging.getLogger("cyberhub.fanout")
@@ -137,6 +140,26 @@ class Delivery:
 
 class FastAsyncManager(socketio.AsyncManager):
     """`client_manager=` for one process. See the module docstring."""
+
+    # Set by create_socket_server (cyberhub/realtime/sockets.py).
+    admission: Admission
+    reaper: SessionReaper
+
+    def reserve_handshake(self, request: tornado.httputil.HTTPServerRequest) -> tuple[str | None, str | None]:
+        """For every /socket.io/ request, polling or websocket: keeps the
+        session reaper running, and a request that would open a session (no
+        `sid`) takes its place under the session limits. Returns (the address
+        now reserved, None), (None, the refusal, counted), or (None, None) for
+        a request of an existing session."""
+        self.reaper.ensure_running()
+        if "sid" in request.query_arguments:
+            return None, None
+        address = request.remote_ip or "unknown"
+        refusal = self.admission.reserve(address)
+        if refusal is not None:
+            self.guard.count(refusal)
+            return None, refusal
+        return address, None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

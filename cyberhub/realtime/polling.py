@@ -144,16 +144,12 @@ class PollingRequest(tornado.httputil.HTTPMessageDelegate):
     def headers_received(self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders) -> None:
         manager = self.requests.manager
         if manager is not None:
-            manager.reaper.ensure_running()
-            if "sid" not in self.request.query_arguments:  # would open a new session
-                address = self.request.remote_ip or "unknown"
-                refusal = manager.admission.reserve(address)
-                if refusal is not None:
-                    manager.guard.count(refusal)
-                    status, body = admission_envelope(refusal)
-                    self.refuse(status, body["error"], body["code"])
-                    return
-                self.reserved_address = address  # released by release_reservation()
+            # (a reservation is released by release_reservation())
+            self.reserved_address, refusal = manager.reserve_handshake(self.request)
+            if refusal is not None:
+                status, body = admission_envelope(refusal)
+                self.refuse(status, body["error"], body["code"])
+                return
         try:
             length = declared_length(headers.get("Content-Length"))
         except ValueError as exc:
