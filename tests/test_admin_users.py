@@ -242,10 +242,8 @@ async def test_adjustment_failing_at_every_write_then_recovery(live, after_apply
 
     token = await admin(live)
     _, probe = await funded_user(live, "probe", 100)
-    live.chaos.arm()
-    ok = await live.api.post(f"/api/admin/users/{probe}/adjustments", {"amount": -60, "reason": "probe"}, token=token)
-    writes = list(live.chaos.writes)
-    live.chaos.disarm()
+    ok, writes = await live.chaos.record(
+        live.api.post(f"/api/admin/users/{probe}/adjustments", {"amount": -60, "reason": "probe"}, token=token))
     assert ok.status == 200 and len(writes) >= 4, (ok, writes)
     for index in range(1, len(writes) + 1):
         _, user_id = await funded_user(live, f"faulty{index}", 100)

@@ -135,10 +135,8 @@ async def test_battle_failure_after_every_step_then_recovery(live, name):
     scenario = SCENARIOS[name]
     shared = {"cases": await make_cases(live)}
     clean = await scenario.prepare(live, 0, shared)
-    live.chaos.arm()
-    assert (await scenario.act(live, clean)).status in (200, 201)
-    writes = list(live.chaos.writes)
-    live.chaos.disarm()
+    reply, writes = await live.chaos.record(scenario.act(live, clean))
+    assert reply.status in (200, 201)
     assert len(writes) >= 3, writes
 
     for point in failure_points(writes):
@@ -176,10 +174,7 @@ async def test_reveal_and_settle_fail_at_every_write_then_resume_once(live):
     cases = await make_cases(live)
     quiet = quiet_runner(live)
     first = await running_battle(live, cases, "reveal0")
-    live.chaos.arm()
-    await quiet.run(first)
-    writes = list(live.chaos.writes)
-    live.chaos.disarm()
+    _, writes = await live.chaos.record(quiet.run(first))
     assert (await live.db.battles.find_one({"_id": first}))["status"] == "finished"
     assert len(writes) >= 2 + 4 + 1, writes  # two reveals, the draws (and items), the finish
 
@@ -279,10 +274,7 @@ async def test_no_battle_event_is_lost_to_a_crash_in_the_reveal(live):
     cases = await make_cases(live)
     quiet = quiet_runner(live)
     first = await running_battle(live, cases, "told0")
-    live.chaos.arm()
-    await quiet.run(first)
-    writes = list(live.chaos.writes)
-    live.chaos.disarm()
+    _, writes = await live.chaos.record(quiet.run(first))
 
     for point in failure_points(writes):
         battle_id = await running_battle(live, cases, f"told{point.n}")

@@ -120,10 +120,8 @@ SCENARIOS = {
 async def test_failure_after_every_step_then_recovery(live, name):
     scenario = SCENARIOS[name]
     clean = await scenario.prepare(live, 0)
-    live.chaos.arm()
-    assert (await scenario.act(live, clean)).status == 200
-    writes = list(live.chaos.writes)
-    live.chaos.disarm()
+    reply, writes = await live.chaos.record(scenario.act(live, clean))
+    assert reply.status == 200
     assert len(writes) >= 4, writes
 
     for point in failure_points(writes):

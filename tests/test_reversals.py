@@ -178,10 +178,7 @@ async def test_recovery_passes_finish_an_interrupted_reversal_once(live):
 async def test_reversal_failing_at_every_write_then_recovery(live, after_apply):
     _, probe = await funded_user(live, "probe", 0)
     assert (await live.api.pay(probe, 600, payment_id="probe")).status == 200
-    live.chaos.arm()
-    ok = await live.api.pay(probe, 600, payment_id="probe", status="refunded")
-    writes = list(live.chaos.writes)
-    live.chaos.disarm()
+    ok, writes = await live.chaos.record(live.api.pay(probe, 600, payment_id="probe", status="refunded"))
     assert ok.status == 200 and len(writes) >= 4, (ok, writes)
     for index in range(1, len(writes) + 1):
         _, user_id = await funded_user(live, f"faulty{index}", 0)

@@ -74,6 +74,16 @@ class Chaos:
         self.armed = False
         self.fail_write = None
 
+    async def record(self, action: Awaitable[T]) -> tuple[T, list[tuple[str, str]]]:
+        """Runs `action` without a fault and returns what it returned and the
+        writes it made (the clean run that `failure_points` then cuts off)."""
+        self.arm()
+        try:
+            result = await action
+            return result, list(self.writes)
+        finally:
+            self.disarm()
+
     async def cut_off(self, point: FailurePoint, action: Awaitable[T]) -> T:
         """Runs `action` with the store failing at `point`; the fault must have
         been hit. Returns what `action` returned."""
