@@ -77,16 +77,14 @@ class CatalogueCache:
         seen = version() if version is not None else None
         entry = self._entry
         now = time.monotonic()
-        if entry and now - entry.built_at < self._max_age:
-            if seen is not None and entry.meta_version == seen:
-                entry.checked_at = now  # no write to `meta` since the stamp was read: it is unchanged
-                return entry
-            stamp = await current_stamp(db)
-            if entry.stamp == stamp:
-                entry.checked_at, entry.meta_version = now, seen
-                return entry
-        else:
-            stamp = await current_stamp(db)
+        fresh = entry is not None and now - entry.built_at < self._max_age
+        if fresh and seen is not None and entry.meta_version == seen:
+            entry.checked_at = now  # no write to `meta` since the stamp was read: it is unchanged
+            return entry
+        stamp = await current_stamp(db)
+        if fresh and entry.stamp == stamp:
+            entry.checked_at, entry.meta_version = now, seen
+            return entry
         return await self._build(db, stamp, seen)
 
     async def body(self, db: Database) -> bytes:
