@@ -11,7 +11,7 @@ import pytest
 import socketio
 
 from cyberhub.accounts import users as accounts
-from tests.support.client import WAIT, connect_socket
+from tests.support.client import WAIT, connect_socket, until_relayed
 from tests.support.invariants import assert_money_invariants
 from tests.support.process import start_redis
 from tests.test_economy import create_case, funded_user
@@ -294,6 +294,7 @@ async def test_suspension_through_one_process_closes_the_room_on_another(start_l
     player_token, user_id = await funded_user(second, "roamer", 100)
     client, rec = await connect_socket(first.base_url, token=player_token)
     try:
+        await until_relayed(second.services.sio, rec)
         assert (await second.api.post(f"/api/admin/users/{user_id}/adjustments", {"amount": 1, "reason": "ping"},
                                       token=token)).status == 200
         await rec.wait_for(f"balance:updated:{user_id}")  # the relay works before the suspension

@@ -12,7 +12,6 @@ Which path an event took is read from the manager's delivery counts (also in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import json
 import re
@@ -20,7 +19,7 @@ import re
 import aiohttp
 import pytest
 
-from tests.support.client import WAIT, Recorder, connect_socket
+from tests.support.client import WAIT, Recorder, connect_socket, until_relayed
 from tests.support.process import start_redis
 
 
@@ -245,12 +244,7 @@ async def test_events_relayed_by_redis_take_the_same_path_in_order(start_live, r
     ws, on_ws = await connect_socket(live_a.base_url, token=token)
     polling, on_polling = await connect_socket(live_a.base_url, token=token, transports=["polling"])
     try:
-        # Wait until A listens on Redis: B emits probes until one arrives.
-        for _ in range(100):
-            await live_b.services.sio.emit("probe")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(on_ws.wait_for("probe"), 0.2)
-                break
+        await until_relayed(live_b.services.sio, on_ws)
         await on_polling.wait_for("probe")
         fast, queued = counts(live_a)
         for batch in range(5):  # ≤ 16 per polling response for the Python client (see above)

@@ -4,6 +4,7 @@ recorders (python-socketio's AsyncClient)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -112,6 +113,19 @@ class Recorder:
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(lambda: len(matching()) >= count), WAIT)
         return matching()
+
+
+async def until_relayed(sender: socketio.AsyncServer, receiver: Recorder) -> None:
+    """Redis pub/sub drops what is published before a process has subscribed,
+    and a server subscribes in the background after it starts: the sending
+    server emits `probe` to everyone until the receiving client (on another
+    server) has one."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            await sender.emit("probe")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(receiver.wait_for("probe"), 0.2)
+                return
 
 
 async def connect_socket(base_url: str, *, token: str | None = None, transports: list[str] | None = None
