@@ -12,7 +12,7 @@ request gives up before RECOVERY_GRACE_SECONDS, like an opening).
 
 from __future__ import annotations
 
-import asyncio
+import time
 from dataclasses import dataclass
 
 from cyberhub.admin import audit
@@ -32,7 +32,7 @@ class AdjustResult:
 
 async def adjust(db: Database, *, admin_id: str, user_id: str, amount: int, text: str, op_id: str,
                  deadline_seconds: float) -> AdjustResult:
-    clock = asyncio.get_running_loop().time
+    clock = time.monotonic  # not loop.time(): uvloop's has millisecond resolution
     started = clock()
     if await db.users.find_one({"_id": user_id}, projection={"_id": 1}) is None:
         raise NotFound("User not found", code="user_not_found")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -57,7 +58,7 @@ async def run_once(
     money, or a retry with the same key would run the operation a second time.
     The action's own deadline bounds the rest, and the two together stay
     below the grace."""
-    clock = asyncio.get_running_loop().time
+    clock = time.monotonic  # not loop.time(): uvloop's has millisecond resolution
     started = clock()
     doc_id = f"{user_id}:{key}"
     op_id = new_id()

@@ -11,7 +11,7 @@ closed. `complete` finishes steps 3–4 and is what recovery re-runs.
 
 from __future__ import annotations
 
-import asyncio
+import time
 from dataclasses import dataclass
 
 from cyberhub.catalogue import cases as catalogue
@@ -60,7 +60,7 @@ async def open_case(
     (with `balance`, `fair` and `username`, e.g. as authentication read it) save
     a store call each; they may be a moment old: the debit's guard refuses a
     stale balance, nonce or seed, and the opening then re-reads the user."""
-    clock = asyncio.get_running_loop().time
+    clock = time.monotonic  # not loop.time(): uvloop's has millisecond resolution
     started = clock()
     if case is None:
         case = await catalogue.get_active(db, case_id)

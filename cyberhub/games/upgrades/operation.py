@@ -24,7 +24,7 @@ after recovery gave the items back: its move is refused and it answers 503.
 
 from __future__ import annotations
 
-import asyncio
+import time
 from dataclasses import dataclass
 
 from cyberhub.catalogue import fairness
@@ -111,7 +111,7 @@ async def upgrade(
     fair, username) as authentication read it, may be a moment old: the nonce
     guard refuses a stale one and the upgrade re-reads and rolls again.
     `deadline_seconds` as for openings: no nonce move is attempted after it."""
-    clock = asyncio.get_running_loop().time
+    clock = time.monotonic  # not loop.time(): uvloop's has millisecond resolution
     started = clock()
     if len(set(item_ids)) != len(item_ids):
         raise BadRequest("itemIds must be distinct", code="duplicate_items")
