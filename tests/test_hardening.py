@@ -31,7 +31,11 @@ async def test_oversized_socket_frames_close_the_connection(start_live):
         await ws.send_str("4" + "x" * 100_000)
         message = await ws.receive()
         assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
-        assert ws.close_code == 1009  # message too big
+        # 1009 (message too big) in the close frame; Tornado then closes the TCP connection with the
+        # frame's payload still unread, so the kernel sends a reset, which can overtake the close frame
+        # at a client that has not read it yet (1006 at aiohttp; the same client on another loop or
+        # process reads 1009). Either way the server ended the connection at once.
+        assert ws.close_code in (1009, 1006)
 
 
 async def test_non_ascii_digits_are_400_not_500(live, sample_case):
