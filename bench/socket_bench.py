@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "each client back with the client's default back-off")
     p.add_argument("--label", default="", help="a name for the JSON file")
     p.add_argument("--profile", default=None,
-                   help="py-spy raw output file: profiles CyberHub (py-spy record -f raw) during each mixed run")
+                   help="py-spy raw output prefix: profiles CyberHub (py-spy record -f raw) during each run")
     p.add_argument("--report", nargs="+", help="only print the tables of these JSON result files")
     args = p.parse_args(argv)
     if not args.fanout and not args.mixed and not args.storm and not args.report:
@@ -238,10 +238,11 @@ async def run_one(target: str, clients: int, args: argparse.Namespace, *, mixed:
                                   "body": harness.case_body("fanout", 5)}
             await asyncio.sleep(1.0)
             spy = None
-            if args.profile and mixed:
+            if args.profile:  # the whole generator run: connecting, then the fan-out, mix or storm
+                run_name = f"{clients}-{mixed[1]:g}" if mixed else f"{'storm' if storm else 'fanout'}-{clients}"
                 spy = await asyncio.create_subprocess_exec(
                     "py-spy", "record", "-p", str(server.pid), "-f", "raw", "-r", "200",
-                    "-o", f"{args.profile}.{clients}-{mixed[1]:g}.txt", "-d", str(int(args.seconds + 10)),
+                    "-o", f"{args.profile}.{run_name}.txt",
                     stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
             result = await (run_mixed(plan) if mixed else run_generator(plan))
             if storm:  # the loop while every client came back: lag over 250 ms, worst bucket
