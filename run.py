@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from cyberhub.platform.logs import configure_logging
+from cyberhub.server.eventloop import EventLoopUnavailable, choose_event_loop, running_loop_name
 from cyberhub.server.lifecycle import Server, start, wait_for_database, wait_for_redis
 from cyberhub.store import db as dbmod
 from settings import Settings
@@ -128,10 +129,15 @@ def exit_at_once(server: Server) -> None:
     os._exit(EXIT_FORCED)
 
 
-async def main(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:
+    """Settings first (the event loop is one of them), then the server on that loop."""
     try:
         settings = load_settings()
         configure_logging(settings.log_level, settings.log_format)
+        try:
+            loop_factory = choose_event_loop(settings.event_loop)
+        except EventLoopUnavailable as exc:
+            raise StartupFailed(str(exc), EXIT_CONFIG) from None
         if "--check-config" in argv:
             check_stop_grace(settings, os.environ.get("STOP_GRACE_SECONDS"))
             log.info("Settings are valid (%s)", settings.environment)
@@ -139,6 +145,11 @@ async def main(argv: list[str]) -> int:
     except StartupFailed as exc:
         log.error("%s", exc)
         return exc.code
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(serve(settings))
+
+
+async def serve(settings: Settings) -> int:
     for name in settings.generated_secrets:
         log.warning("⚠️  %s is not set: using a random value for this run (development only)", name)
     if "*" in settings.cors_origin_list:
@@ -162,7 +173,8 @@ async def main(argv: list[str]) -> int:
     except StartupFailed as exc:
         log.error("%s", exc)
         return exc.code
-    log.info("✅ Server with WebSocket running on port %d (%s)", server.port, settings.environment)
+    log.info("✅ Server with WebSocket running on port %d (%s, event loop: %s)", server.port, settings.environment,
+             running_loop_name())
     await stopping
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, exit_at_once, server)
@@ -172,4 +184,4 @@ async def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1:])))
+    sys.exit(main(sys.argv[1:]))

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # each retries after 1, 3, 7, 15 … s (bench/README.md, "Reconnect storm").
     # Linux caps it at net.core.somaxconn (4096 since Linux 5.4).
     listen_backlog: int = Field(4096, ge=1, le=65535)
+    # The asyncio event loop: uvloop (libuv, C) when installed, which cuts the
+    # server's CPU per connection (bench/README.md, "the event loop"); "asyncio"
+    # forces the standard library's loop, "uvloop" refuses to start without it.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     socket_ping_interval: float = Field(25.0, gt=0)
     socket_ping_timeout: float = Field(20.0, gt=0)
     socket_max_buffer_bytes: int = Field(64 * 1024, ge=1024)

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from cyberhub.server.eventloop import LoopFactory, choose_event_loop
 from cyberhub.server.lifecycle import Server, start
 from cyberhub.store import db as dbmod
 from settings import Settings
@@ -36,6 +37,14 @@ SERVERS_STARTED: list[int] = []  # ports of every in-process server of this run
 SECRET_MARKERS = (JWT_SECRET, WEBHOOK_SECRET, ADMIN_PASSWORD, "correct horse", "scrape-me")
 JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")
 HMAC_HEX = re.compile(r"v1=[0-9a-f]{64}")
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, LoopFactory]:
+    """Every async test, and so every in-process server, runs on the event loop
+    `python run.py` would choose (EVENT_LOOP, default: uvloop when installed);
+    `EVENT_LOOP=asyncio pytest` runs the suite on the standard library's loop,
+    servers started as processes included (they inherit EVENT_LOOP)."""
+    return {"loop": choose_event_loop(os.environ.get("EVENT_LOOP", "auto"))}
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,0 +1,47 @@
+"""Which asyncio event loop the server runs on (setting EVENT_LOOP).
+
+Tornado runs on whatever asyncio loop is current, so the choice is made once,
+before the loop starts (run.py). uvloop is libuv's loop in C: accepting,
+reading and writing a connection and dispatching its callbacks cost less CPU
+than the standard library's selector loop, which is most of what a reconnect
+storm of default (polling-first) clients spends outside Tornado's HTTP code
+(bench/README.md, "the event loop"). Nothing in this project reaches into a
+loop's internals; both loops run the whole test suite (the in-process tests
+on asyncio's, every test that starts `python run.py` on the default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from importlib import metadata
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+class EventLoopUnavailable(Exception):
+    """EVENT_LOOP names a loop this installation does not have."""
+
+
+def choose_event_loop(choice: str) -> LoopFactory:
+    """The loop factory for EVENT_LOOP=auto|uvloop|asyncio.
+
+    "auto" takes uvloop when it is importable (it is in requirements.txt for
+    Linux and macOS) and the standard loop otherwise, e.g. on Windows."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise EventLoopUnavailable(
+                    "EVENT_LOOP=uvloop but uvloop is not installed (pip install -r requirements.txt)") from None
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+def running_loop_name() -> str:
+    """The loop actually running, for the start-up line: checked, not assumed."""
+    if type(asyncio.get_running_loop()).__module__.startswith("uvloop"):
+        return f"uvloop {metadata.version('uvloop')}"
+    return "asyncio"
