@@ -181,6 +181,9 @@ def stalls(values: dict[str, float]) -> dict:
             "lagOver40ms": None if lag_le_40 is None else lag_total - lag_le_40,
             "lagOver250ms": lag_total - lag_le_250, "lagWorstBucketS": lag_worst,
             "gcPauses": gc_count,
+            "gcSecondsByGeneration": {gen: values.get(f'cyberhub_gc_pause_seconds_sum{{generation="{gen}"}}', 0)
+                                      for gen in "012"},
+            "gcSeconds": sum(values.get(f'cyberhub_gc_pause_seconds_sum{{generation="{gen}"}}', 0) for gen in "012"),
             "gcOver50ms": gc_over, "gcOver50msByGeneration": gc_over_by_gen, "gcWorstBucketS": worst,
             "fastDeliveries": values.get('cyberhub_socket_deliveries_total{path="fast"}', 0),
             "queuedDeliveries": values.get('cyberhub_socket_deliveries_total{path="queued"}', 0)}
@@ -250,7 +253,8 @@ async def run_one(target: str, clients: int, args: argparse.Namespace, *, mixed:
                 after = stalls(metric_values(result.get("metricsEnd", "")))
                 result["stormLag"] = {"lagOver250ms": after["lagOver250ms"] - before["lagOver250ms"],
                                       "lagOver40ms": (after["lagOver40ms"] or 0) - (before["lagOver40ms"] or 0),
-                                      "lagWorstBucketS": after["lagWorstBucketS"]}
+                                      "lagWorstBucketS": after["lagWorstBucketS"],
+                                      "gcSeconds": after["gcSeconds"] - before["gcSeconds"]}
             connected = stalls(metric_values(result.pop("metricsConnected", "")))
             end = stalls(metric_values(result.pop("metricsEnd", "")))
             # While all clients were connected (from after connecting to the end of the run):
@@ -316,11 +320,13 @@ def print_tables(runs: list[dict]) -> None:
                      f"{r['connected']:,} ({r['connectSeconds']:.2f} s)", f"{st['back']}/{r['connected']}",
                      fmt(st["p50Ms"]), fmt(st["p99Ms"]), fmt(st["allBackMs"]),
                      f"{fmt(st.get('attempts'))} / {fmt(st.get('errors'))}",
-                     "–" if not lag else f"{lag['lagOver250ms']:.0f} / {lag['lagOver40ms']:.0f}"])
+                     "–" if not lag else f"{lag['lagOver250ms']:.0f} / {lag['lagOver40ms']:.0f}",
+                     "–" if not lag or lag.get("gcSeconds") is None else f"{lag['gcSeconds']:.2f}"])
     if rows:
         print(harness.markdown_table(
             ["server", "client", "clients", "connected (time)", "back", "back p50 ms", "back p99 ms",
-             "all back ms", "reconnect attempts / errors", "loop lag samples >250 ms / >40 ms during the storm"],
+             "all back ms", "reconnect attempts / errors", "loop lag samples >250 ms / >40 ms during the storm",
+             "GC s during the storm"],
             rows))
         print()
     rows = []
