@@ -1,6 +1,7 @@
-"""The GC set-up of cyberhub/realtime/loopmonitor.py: a slow full collection makes the
-event loop freeze the long-lived objects on its very next step (not at the
-next lag-probe tick), once, and the thresholds the server runs with."""
+"""The GC set-up of cyberhub/realtime/loopmonitor.py: a middle-generation or full
+collection makes the event loop freeze its survivors on its very next step (not
+at the next lag-probe tick), once; a young collection does not; and the
+thresholds the server runs with."""
 
 from __future__ import annotations
 
@@ -10,28 +11,44 @@ import gc
 from cyberhub.realtime import loopmonitor
 
 
-async def test_a_slow_full_collection_freezes_on_the_loops_next_step_once():
+async def collection_freezes(generation: int) -> bool:
+    """Whether one collection of `generation` made the loop freeze (once, on its next step)."""
     observed: list[tuple[int, float]] = []
-    timer = loopmonitor.GcTimer(lambda generation, seconds: observed.append((generation, seconds)),
-                                freeze_after=0.0)  # every full collection counts as slow
+    timer = loopmonitor.GcTimer(lambda gen, seconds: observed.append((gen, seconds)))
     timer.install()
     try:
         frozen = gc.get_freeze_count()
-        gc.collect()  # a full collection, timed by the hook
-        assert timer.freeze_pending and timer.freezes == 0
-        assert any(generation == 2 for generation, _ in observed)
+        gc.collect(generation)  # timed by the hook
+        assert (generation, ) == tuple({gen for gen, _ in observed}), observed
+        asked = timer.freeze_pending
+        assert timer.freezes == 0
         await asyncio.sleep(0)  # one loop step: the freeze was scheduled before this task's wake-up
-        assert timer.freezes == 1 and not timer.freeze_pending
-        assert gc.get_freeze_count() >= frozen
-        # its own full collection after the freeze did not ask for another one
+        assert not timer.freeze_pending and timer.freezes == int(asked)
+        if asked:
+            assert gc.get_freeze_count() >= frozen
+        # the freeze's own collections did not ask for another one
         await asyncio.sleep(0)
-        assert timer.freezes == 1
+        assert timer.freezes == int(asked)
+        return asked
     finally:
         timer.uninstall()
 
 
-async def test_a_fast_full_collection_does_not_freeze():
-    timer = loopmonitor.GcTimer(lambda generation, seconds: None, freeze_after=3600.0)
+async def test_a_middle_generation_collection_freezes_on_the_loops_next_step_once():
+    assert loopmonitor.FREEZE_FROM_GENERATION == 1
+    assert await collection_freezes(1)
+
+
+async def test_a_full_collection_freezes_too():
+    assert await collection_freezes(2)
+
+
+async def test_a_young_collection_does_not_freeze():
+    assert not await collection_freezes(0)
+
+
+async def test_freezing_can_be_switched_off():
+    timer = loopmonitor.GcTimer(lambda generation, seconds: None, freeze_from_generation=None)
     timer.install()
     try:
         gc.collect()
