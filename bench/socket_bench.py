@@ -189,6 +189,17 @@ def stalls(values: dict[str, float]) -> dict:
             "queuedDeliveries": values.get('cyberhub_socket_deliveries_total{path="queued"}', 0)}
 
 
+def storm_lag(result: dict, *, gc: bool) -> dict:
+    """The loop while every client came back: lag samples over 250 / 40 ms, the worst
+    bucket reached, and (CyberHub) the seconds spent in garbage collection."""
+    before = stalls(metric_values(result.pop("metricsBeforeStorm", "")))
+    after = stalls(metric_values(result.get("metricsEnd", "")))
+    return {"lagOver250ms": after["lagOver250ms"] - before["lagOver250ms"],
+            "lagOver40ms": (after["lagOver40ms"] or 0) - (before["lagOver40ms"] or 0),
+            "lagWorstBucketS": after["lagWorstBucketS"],
+            "gcSeconds": after["gcSeconds"] - before["gcSeconds"] if gc else None}
+
+
 def client_plan(args: argparse.Namespace, storm: bool) -> dict:
     """How the generator's clients connect, and the storm if asked for."""
     plan: dict = {"transports": ["websocket"] if args.client == "websocket" else None,
@@ -205,7 +216,7 @@ async def run_one(target: str, clients: int, args: argparse.Namespace, *, mixed:
         ref = await start_node()
         try:
             openers = [{"token": f"u{i}", "username": f"u{i}"} for i in range(openers_n)]
-            plan = {"base": ref.base, "clients": clients, "serverPid": ref.pid,
+            plan = {"base": ref.base, "clients": clients, "serverPid": ref.pid, "metricsPath": "/metrics",
                     "connectConcurrency": args.connect_concurrency,
                     "viewerTokens": [o["token"] for o in openers], **client_plan(args, storm)}
             if mixed:
@@ -214,7 +225,12 @@ async def run_one(target: str, clients: int, args: argparse.Namespace, *, mixed:
                 plan["fanout"] = {"rounds": args.rounds, "path": "/api/admin/cases", "token": "admin",
                                   "body": harness.case_body("fanout", 5)}
             await asyncio.sleep(1.0)
-            return await (run_mixed(plan) if mixed else run_generator(plan))
+            result = await (run_mixed(plan) if mixed else run_generator(plan))
+            if storm:  # its loop lag, measured and exported as CyberHub's (node-reference/server.mjs)
+                result["stormLag"] = storm_lag(result, gc=False)
+            for key in ("metricsConnected", "metricsEnd", "metricsBeforeStorm"):
+                result.pop(key, None)
+            return result
         finally:
             await stop_node(ref)
     extra = {"LIVE_FEED_MAX_PER_SECOND": str(args.cap)}
@@ -248,13 +264,8 @@ async def run_one(target: str, clients: int, args: argparse.Namespace, *, mixed:
                     "-o", f"{args.profile}.{run_name}.txt",
                     stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
             result = await (run_mixed(plan) if mixed else run_generator(plan))
-            if storm:  # the loop while every client came back: lag over 250 ms, worst bucket
-                before = stalls(metric_values(result.pop("metricsBeforeStorm", "")))
-                after = stalls(metric_values(result.get("metricsEnd", "")))
-                result["stormLag"] = {"lagOver250ms": after["lagOver250ms"] - before["lagOver250ms"],
-                                      "lagOver40ms": (after["lagOver40ms"] or 0) - (before["lagOver40ms"] or 0),
-                                      "lagWorstBucketS": after["lagWorstBucketS"],
-                                      "gcSeconds": after["gcSeconds"] - before["gcSeconds"]}
+            if storm:
+                result["stormLag"] = storm_lag(result, gc=True)
             connected = stalls(metric_values(result.pop("metricsConnected", "")))
             end = stalls(metric_values(result.pop("metricsEnd", "")))
             # While all clients were connected (from after connecting to the end of the run):

@@ -11,7 +11,7 @@
 //   the user's room and `drop:new` {username, item, caseId, caseName} to everyone,
 //   then answers like CyberHub — the same order as CyberHub's handler;
 // - POST /api/admin/cases: stores a case, emits `cases:updated` to everyone, 201;
-// - GET /health: {status, clients}.
+// - GET /health: {status, clients}; GET /metrics: the event-loop lag histogram, as CyberHub's.
 // - `chat:send` {text} with ack: CyberHub's rules and payloads (login, trimmed text
 //   1–300 characters without control characters, the same link rule, per-user
 //   limit CHAT_PER_USER_PER_MINUTE and site-wide CHAT_MAX_PER_SECOND from the
@@ -80,6 +80,28 @@ io.on("connection", (socket) => {
     io.emit("chat:message", message);
     ack?.({ success: true, message });
   });
+});
+
+// Event-loop lag measured as CyberHub measures it (how late a 10 ms timer runs), exported under
+// CyberHub's metric name and buckets so that bench/socket_bench.py reads both servers alike.
+const LAG_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+const lag = { buckets: LAG_BUCKETS.map(() => 0), count: 0, sum: 0 };
+function probeLag() {
+  const due = performance.now() + 10;
+  setTimeout(() => {
+    const seconds = Math.max(0, performance.now() - due) / 1000;
+    lag.count++;
+    lag.sum += seconds;
+    LAG_BUCKETS.forEach((le, i) => { if (seconds <= le) lag.buckets[i]++; });
+    probeLag();
+  }, 10);
+}
+probeLag();
+app.get("/metrics", (req, res) => {
+  const name = "cyberhub_event_loop_lag_seconds";
+  const lines = LAG_BUCKETS.map((le, i) => `${name}_bucket{le="${le.toFixed(le < 0.01 ? 4 : le < 1 ? 2 : 1).replace(/0+$/, "").replace(/\.$/, ".0")}"} ${lag.buckets[i]}`);
+  lines.push(`${name}_bucket{le="+Inf"} ${lag.count}`, `${name}_count ${lag.count}`, `${name}_sum ${lag.sum}`);
+  res.type("text/plain").send(lines.join("\n") + "\n");
 });
 
 app.get("/health", (req, res) => res.json({ status: "ok", clients: io.engine.clientsCount }));
