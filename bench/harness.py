@@ -406,9 +406,10 @@ class BareTornado(LocalServer):
     body_paths: list[Path]
 
 
-async def start_bare_tornado(body: bytes, open_body: bytes | None = None) -> BareTornado:
+async def start_bare_tornado(body: bytes, open_body: bytes | None = None, *, uvloop: bool = False) -> BareTornado:
     """Start bench/bare_tornado.py with `body` (GET /api/cases) and, if given, `open_body`
-    (POST /api/cases/open), and wait until it serves exactly those bytes."""
+    (POST /api/cases/open), on asyncio's standard loop or uvloop, and wait until it
+    serves exactly those bytes."""
     paths = []
     for data in (body, open_body) if open_body is not None else (body,):
         fd, name = tempfile.mkstemp(prefix="cyberhub-bare-", suffix=".json")
@@ -417,7 +418,7 @@ async def start_bare_tornado(body: bytes, open_body: bytes | None = None) -> Bar
         paths.append(Path(name))
     port = free_port()
     proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "bench" / "bare_tornado.py"), str(port),
-                                                *map(str, paths))
+                                                *map(str, paths), *(["--uvloop"] if uvloop else []))
     bare = BareTornado(proc, port, paths)
     async with aiohttp.ClientSession() as session:
         for _ in range(100):

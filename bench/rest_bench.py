@@ -73,6 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--wrk-duration", type=int, default=8, help="seconds per wrk run (default 8)")
     p.add_argument("--time-limit", type=float, default=120.0, help="seconds at most per load.mjs run")
     p.add_argument("--only", choices=("openings", "catalogue"), help="measure only one of the two")
+    p.add_argument("--bare-uvloop", action="store_true",
+                   help="bare Tornado on uvloop (CyberHub's default loop) instead of the stock asyncio loop")
     p.add_argument("--profile", help="afterwards, py-spy profiles: PREFIX.open.txt, PREFIX.cases.txt, PREFIX.bare.txt")
     p.add_argument("--profile-seconds", type=int, default=10)
     p.add_argument("--json", type=Path, help="write every figure here")
@@ -168,7 +170,7 @@ async def main(args: argparse.Namespace) -> int:
                 async with session.post(f"{node.base}/api/admin/cases",
                                         json=harness.case_body("rest_case_0", args.items)) as r:
                     node_case = (await r.json())["case"]["id"]
-            bare = await harness.start_bare_tornado(catalogue, answer)
+            bare = await harness.start_bare_tornado(catalogue, answer, uvloop=args.bare_uvloop)
         if args.prior:
             harness.log(f"{args.prior} openings per player first")
             prior = [{"method": "POST", "path": "/api/cases/open", "headers": bearer(u.token),
@@ -229,7 +231,9 @@ async def main(args: argparse.Namespace) -> int:
         if bare is not None:
             await harness.stop_bare_tornado(bare)
 
-    print(f"{machine}\n\n{SHARED}; servers measured one after the other in this run.\n")
+    bare_loop = "uvloop" if args.bare_uvloop else "the stock asyncio loop"
+    print(f"{machine}\n\n{SHARED}; servers measured one after the other in this run. CyberHub on its "
+          f"default event loop (uvloop), bare Tornado on {bare_loop}.\n")
     rows = []
     for (scenario, name), figures in run.figures.items():
         mid = sorted(figures, key=lambda f: f["rps"])[len(figures) // 2]
