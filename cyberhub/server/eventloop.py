@@ -5,9 +5,13 @@ before the loop starts (run.py). uvloop is libuv's loop in C: accepting,
 reading and writing a connection and dispatching its callbacks cost less CPU
 than the standard library's selector loop, which is most of what a reconnect
 storm of default (polling-first) clients spends outside Tornado's HTTP code
-(bench/README.md, "the event loop"). Nothing in this project reaches into a
-loop's internals; both loops run the whole test suite (the in-process tests
-on asyncio's, every test that starts `python run.py` on the default).
+(bench/README.md, "Issue 18, third session": 5,000 default clients connected
+in 8.54 s instead of 9.84 s, in the same run). Nothing in this project reaches
+into a loop's internals. The test suite runs on the loop chosen here
+(tests/conftest.py), so on uvloop by default, and `EVENT_LOOP=asyncio python -m
+pytest` runs all of it on the standard loop. Two differences met so far: uvloop's
+`loop.time()` has millisecond resolution (deadlines use `time.monotonic`),
+and its timers are as coarse.
 """
 
 from __future__ import annotations
