@@ -137,6 +137,18 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def on_finish(self) -> None:
         self._leave()
+        self._release_refusal()
+
+    def _release_refusal(self) -> None:
+        """A refusal's traceback holds the frames that hold this handler, which
+        holds the refusal (and its `refuse` method's closure does too): a cycle of
+        40–70 objects per refused request (404, a bad token) that only the cyclic
+        collector frees — and never, if a `gc.freeze()` caught the request in
+        flight (cyberhub/realtime/loopmonitor.py). Cut once the request is over."""
+        refusal, self._refusal = self._refusal, None
+        if refusal is not None:
+            refusal.__traceback__ = None
+            self.__dict__.pop(self.request.method.lower(), None)
 
     def on_connection_close(self) -> None:
         # A client that goes away before its body is complete: the handler method
@@ -149,6 +161,7 @@ class BaseHandler(tornado.web.RequestHandler):
         super().on_connection_close()
         if body_cut_off:
             self._leave()
+            self._release_refusal()
 
     def _leave(self) -> None:
         """The request's end, counted once whichever of the two ends it."""
