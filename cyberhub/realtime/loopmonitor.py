@@ -18,24 +18,26 @@ done about it (measured, bench/README.md "GC"):
 - `gc.freeze()` once start-up is over: modules, settings, the catalogue and
   every other object alive then moves to the permanent generation and is
   never scanned again;
-- and again, on the loop's next step, after every collection of the middle
-  generation (and the rare full ones): whatever survived it — in a connect
-  or reconnect storm, the new sessions — is frozen at once, then a (now
-  cheap) full collection resets CPython's count of long-lived objects. So a
-  long-lived object is walked by two young collections and never by a full
-  one. Measured in 5,000-client reconnect storms (bench/README.md, issue
-  18): the full collections' share fell from 1.6–2.1 s to 0.1–0.4 s per run
-  and the storm's collections from 1.9–2.7 s to 0.9–1.3 s. (Until
-  2026-12-07 it froze only after a full collection slower than 10 ms, and a
-  storm still ran ~180 full collections of 10 ms each.)
-  The price: cyclic garbage among frozen objects is never collected. A
-  websocket or polling session leaves none (above), and neither do REST
-  requests: frozen objects after 80,000 catalogue and inventory requests,
-  or after five rounds of 2,000 default clients connecting and leaving,
-  stay level (bench/README.md). What is alive at a freeze and later becomes
-  garbage in a cycle stays — a few objects per freeze at worst, and freezes
-  happen only while the heap grows (CPython counts the middle generation's
-  collections by net allocations);
+- and again, on the loop's next step, after a middle-generation (or full)
+  collection that took FREEZE_AFTER_SECONDS or more — one that walked
+  thousands of survivors, i.e. a wave of new long-lived objects such as the
+  sessions of a connect or reconnect storm: what survived is frozen at once,
+  then a (now cheap) full collection resets CPython's count of long-lived
+  objects. So most of a storm's sessions are walked by two young collections
+  and never by a full one. Measured in 5,000-client storms (bench/README.md,
+  issue 18, third session): full collections 1.6–2.1 s per run before, 0.3–0.7 s
+  after; all collections during a storm 1.9–2.7 s before, 1.1–2.0 s after.
+  (Until 2026-12-07 it froze only after a full collection slower than 10 ms,
+  and a storm ran ~180 full collections of ~10 ms each.)
+  The price: whatever is in flight at a freeze and later becomes garbage in
+  a cycle is never collected. Hence the duration gate — under steady REST
+  load middle collections take under 2.5 ms (97 of 98 measured), so freezes
+  happen in growth waves, not all the time — and the paths that made cycles
+  do not any more: sessions (above) and refused requests
+  (handlers/base.py `_release_refusal`). `cyberhub_gc_frozen_objects` stays
+  level across rounds of 20,000 refused requests, of catalogue and inventory
+  reads, and of 2,000 default clients connecting and leaving
+  (bench/README.md); tests/test_loopmonitor.py checks the refusals;
 - the young generations keep CPython's thresholds: their collections walk a
   few thousand objects (~1–5 ms); full collections come after 3 middle-
   generation ones instead of 10 (GC_THRESHOLDS), so each walks less.
@@ -52,8 +54,13 @@ from collections.abc import Callable
 # Full collections after 3 middle-generation ones instead of 10 (with each middle
 # collection's survivors frozen, they find little left to walk).
 GC_THRESHOLDS = (700, 10, 3)
-# Collections of this generation or older make the loop freeze their survivors.
+# Collections of this generation or older make the loop freeze their survivors, when
+# they took at least FREEZE_AFTER_SECONDS: a collection that long walked thousands of
+# survivors, a wave of new long-lived objects (sessions). Under steady REST load, error
+# paths included, middle collections take under 1 ms (97 of 98 under 2.5 ms); in a
+# storm a third of them take longer, and those carry most of the survivors.
 FREEZE_FROM_GENERATION = 1
+FREEZE_AFTER_SECONDS = 0.0025
 # A stall of S seconds makes this timer at least S - LAG_INTERVAL_SECONDS late,
 # so no lag sample over 40 ms means no stall over 50 ms. 100 wake-ups a second
 # cost ~0.2 % of a core.
@@ -64,9 +71,11 @@ class GcTimer:
     """`gc.callbacks` hook: times every collection and reports (generation, seconds)."""
 
     def __init__(self, observe: Callable[[int, float], None],
-                 freeze_from_generation: int | None = FREEZE_FROM_GENERATION) -> None:
+                 freeze_from_generation: int | None = FREEZE_FROM_GENERATION,
+                 freeze_after: float = FREEZE_AFTER_SECONDS) -> None:
         self._observe = observe
         self._freeze_from = freeze_from_generation  # None: never freeze
+        self._freeze_after = freeze_after
         self._started: float | None = None
         self.longest = 0.0
         self.freeze_pending = False  # set by a middle or full collection, done by maybe_freeze()
@@ -81,7 +90,8 @@ class GcTimer:
             self._started = None
             self.longest = max(self.longest, seconds)
             generation = info.get("generation", -1)
-            if self._freeze_from is not None and generation >= self._freeze_from and not self.freeze_pending:
+            if self._freeze_from is not None and generation >= self._freeze_from \
+                    and seconds >= self._freeze_after and not self.freeze_pending:
                 self.freeze_pending = True
                 self._wake_loop()
             with contextlib.suppress(Exception):  # a metrics failure must never break the collector
