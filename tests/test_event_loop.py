@@ -70,6 +70,22 @@ async def test_a_real_server_on_each_loop_serves_a_default_client_and_an_opening
         assert await server.stop() == 0, server.output
 
 
+async def test_a_server_asked_for_uvloop_without_it_refuses_to_start(tmp_path):
+    # An importable `uvloop` that fails as a missing one does, ahead of the real one.
+    (tmp_path / "uvloop").mkdir()
+    (tmp_path / "uvloop" / "__init__.py").write_text("raise ImportError('No module named uvloop')\n")
+    for args in ((), ("--check-config",)):
+        process = await spawn(*args, PORT="0", EVENT_LOOP="uvloop", PYTHONPATH=str(tmp_path))
+        assert await process.wait() == 2
+        assert_one_clear_error(process, "EVENT_LOOP=uvloop but uvloop is not installed")
+    # auto falls back to the standard loop and serves
+    server = await start_server("loop-fallback", EVENT_LOOP="auto", PYTHONPATH=str(tmp_path), **SETTINGS)
+    try:
+        assert any("event loop: asyncio)" in line for line in server.lines), server.output
+    finally:
+        assert await server.stop() == 0, server.output
+
+
 async def test_check_config_refuses_an_unknown_loop():
     process = await spawn("--check-config", EVENT_LOOP="trio")
     assert await process.wait() == 2

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from importlib import metadata
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
@@ -47,5 +46,7 @@ def choose_event_loop(choice: str) -> LoopFactory:
 def running_loop_name() -> str:
     """The loop actually running, for the start-up line: checked, not assumed."""
     if type(asyncio.get_running_loop()).__module__.startswith("uvloop"):
-        return f"uvloop {metadata.version('uvloop')}"
+        import uvloop
+
+        return f"uvloop {uvloop.__version__}"
     return "asyncio"
