@@ -69,8 +69,8 @@ class Settings(BaseSettings):
     # each retries after 1, 3, 7, 15 … s (bench/README.md, "Reconnect storm").
     # Linux caps it at net.core.somaxconn (4096 since Linux 5.4).
     listen_backlog: int = Field(4096, ge=1, le=65535)
-    # The asyncio event loop: uvloop (libuv, C) when installed, which cuts the
-    # server's CPU per connection (bench/README.md, issue 18, third session); "asyncio"
+    # The asyncio event loop: uvloop (libuv, C) when installed, which keeps the
+    # loop responsive under connect waves (bench/README.md, issue 18, third session); "asyncio"
     # forces the standard library's loop, "uvloop" refuses to start without it.
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     socket_ping_interval: float = Field(25.0, gt=0)

@@ -111,7 +111,8 @@ async def test_a_message_over_the_limit_closes_only_that_socket(live):
             # 1009 (message too big) in the close frame; Tornado then closes the TCP connection with the
             # frame's payload still unread, so the kernel sends a reset, which can overtake the close frame
             # at a client that has not read it yet (1006 at aiohttp; the same client on another loop or
-            # process reads 1009). Either way the server ended the connection at once.
+            # process reads 1009). The code itself is checked on the wire by
+            # test_an_oversized_frame_is_answered_with_close_1009 (tests/test_hardening.py).
             assert ws.close_code in (1009, 1006)
             await sessions.until(lambda table: handshake["sid"] not in table, "forgot the socket")
         await live.services.sio.emit("still-here")

@@ -2,11 +2,11 @@
 
 Tornado runs on whatever asyncio loop is current, so the choice is made once,
 before the loop starts (run.py). uvloop is libuv's loop in C: accepting,
-reading and writing a connection and dispatching its callbacks cost less CPU
-than the standard library's selector loop, which is most of what a reconnect
-storm of default (polling-first) clients spends outside Tornado's HTTP code
-(bench/README.md, "Issue 18, third session": 5,000 default clients connected
-in 8.54 s instead of 9.84 s, in the same run). Nothing in this project reaches
+reading and writing connections and dispatching their callbacks cost less
+than in the standard library's selector loop. Measured in paired runs
+(bench/README.md, "Issue 18, third session"): while 5,000 default clients
+connect, a quarter of the loop-lag samples over 40 ms, and ~10 % less time
+in two pairs of three. Nothing in this project reaches
 into a loop's internals. The test suite runs on the loop chosen here
 (tests/conftest.py), so on uvloop by default, and `EVENT_LOOP=asyncio python -m
 pytest` runs all of it on the standard loop. Two differences met so far: uvloop's
