@@ -22,6 +22,15 @@ event, and a session found gone when its address is next checked.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from cyberhub.platform.errors import PayloadTooLarge
+from cyberhub.platform.validation import declared_length
+
+if TYPE_CHECKING:
+    from tornado.httputil import HTTPServerRequest
+
+Refusal = tuple[int, str, str]  # status, message, code: the error envelope's parts
 
 
 class Admission:
@@ -99,3 +108,30 @@ MESSAGES = {
 def envelope(reason: str) -> tuple[int, dict]:
     status, message, code = MESSAGES[reason]
     return status, {"success": False, "error": message, "code": code}
+
+
+def too_large(limit: int) -> Refusal:
+    """A body over SOCKET_MAX_BUFFER_BYTES, declared or streamed."""
+    return 413, PayloadTooLarge().message + f" (Socket.IO limit: {limit} bytes)", "payload_too_large"
+
+
+def check_before_body(reserve: Callable[[HTTPServerRequest], tuple[str | None, str | None]] | None,
+                      request: HTTPServerRequest, limit: int) -> tuple[str | None, Refusal | None]:
+    """What both Socket.IO entry points (cyberhub/realtime/polling.py for polling
+    requests, engineio_handler.py for websocket upgrades) check before a body
+    arrives: the session limits (`reserve`, FastAsyncManager.reserve_handshake,
+    when the manager keeps them), then the declared Content-Length. Returns the
+    address now reserved, which the caller releases once the handshake became a
+    session or ended, and the refusal to answer with, if any."""
+    address = None
+    if reserve is not None:
+        address, reason = reserve(request)
+        if reason is not None:
+            return None, MESSAGES[reason]
+    try:
+        length = declared_length(request.headers.get("Content-Length"))
+    except ValueError as exc:
+        return address, (400, str(exc), "invalid_content_length")
+    if length is not None and length > limit:
+        return address, too_large(limit)
+    return address, None

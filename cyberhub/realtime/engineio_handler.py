@@ -34,9 +34,7 @@ import socketio
 import tornado.iostream
 import tornado.web
 
-from cyberhub.platform.errors import PayloadTooLarge
-from cyberhub.platform.validation import declared_length
-from cyberhub.realtime.admission import envelope as admission_envelope
+from cyberhub.realtime.admission import check_before_body, too_large
 from cyberhub.realtime.direct_socket import DirectSocket, can_open_directly, polling_environ
 from cyberhub.realtime.fanout import FastAsyncManager
 from cyberhub.realtime.pending import cap_stream
@@ -113,20 +111,11 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
             return None
 
         def prepare(self) -> None:
-            if guarded:
-                # (a reservation is released by release_reservation())
-                self.reserved_address, refusal = manager.reserve_handshake(self.request)
-                if refusal is not None:
-                    status, body = admission_envelope(refusal)
-                    self._refuse(status, body["error"], body["code"])
-                    return
-            try:
-                length = declared_length(self.request.headers.get("Content-Length"))
-            except ValueError as exc:
-                self._refuse(400, str(exc), "invalid_content_length")
-                return
-            if length is not None and length > limit:
-                self._refuse_too_large()
+            # (a reservation is released by release_reservation())
+            self.reserved_address, refusal = check_before_body(
+                manager.reserve_handshake if guarded else None, self.request, limit)
+            if refusal is not None:
+                self._refuse(*refusal)
 
         def data_received(self, chunk: bytes) -> None:
             if self._refused:  # answered already: drop whatever is still arriving
@@ -138,7 +127,7 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
                 self._chunks.append(chunk)
 
         def _refuse_too_large(self) -> None:
-            self._refuse(413, PayloadTooLarge().message + f" (Socket.IO limit: {limit} bytes)", "payload_too_large")
+            self._refuse(*too_large(limit))
 
         def _refuse(self, status: int, message: str, code: str) -> None:
             """Answer now; Tornado closes the connection after the answer because

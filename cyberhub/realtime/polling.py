@@ -70,10 +70,8 @@ import tornado.httputil
 import tornado.routing
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine, ResponseStartLine
 
-from cyberhub.platform.errors import PayloadTooLarge
 from cyberhub.platform.logs import access_line
-from cyberhub.platform.validation import declared_length
-from cyberhub.realtime.admission import envelope as admission_envelope
+from cyberhub.realtime.admission import check_before_body, too_large
 from cyberhub.realtime.badinput import polling_body_refusal
 from cyberhub.realtime.eviction import evict
 from cyberhub.realtime.fanout import FastAsyncManager
@@ -143,20 +141,11 @@ class PollingRequest(tornado.httputil.HTTPMessageDelegate):
     # -- reading ----------------------------------------------------------------
     def headers_received(self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders) -> None:
         manager = self.requests.manager
-        if manager is not None:
-            # (a reservation is released by release_reservation())
-            self.reserved_address, refusal = manager.reserve_handshake(self.request)
-            if refusal is not None:
-                status, body = admission_envelope(refusal)
-                self.refuse(status, body["error"], body["code"])
-                return
-        try:
-            length = declared_length(headers.get("Content-Length"))
-        except ValueError as exc:
-            self.refuse(400, str(exc), "invalid_content_length")
-            return
-        if length is not None and length > self.requests.limit:
-            self.refuse_too_large()
+        # (a reservation is released by release_reservation())
+        self.reserved_address, refusal = check_before_body(
+            manager.reserve_handshake if manager is not None else None, self.request, self.requests.limit)
+        if refusal is not None:
+            self.refuse(*refusal)
 
     def data_received(self, chunk: bytes) -> None:
         if self.status:  # answered already: drop whatever is still arriving
@@ -220,8 +209,7 @@ class PollingRequest(tornado.httputil.HTTPMessageDelegate):
 
     def refuse_too_large(self) -> None:
         self._chunks.clear()
-        self.refuse(413, PayloadTooLarge().message + f" (Socket.IO limit: {self.requests.limit} bytes)",
-                    "payload_too_large")
+        self.refuse(*too_large(self.requests.limit))
 
     def _write(self, status: int, headers: HTTPHeaders, body: bytes) -> None:
         if self.status:
