@@ -175,15 +175,14 @@ def stalls(values: dict[str, float]) -> dict:
         for gen in "012"}
     gc_over = sum(gc_over_by_gen.values())
     gc_count = sum(gc_by_gen.values())
+    gc_seconds = {gen: values.get(f'cyberhub_gc_pause_seconds_sum{{generation="{gen}"}}', 0) for gen in "012"}
     worst = max(worst_bucket(values, "cyberhub_gc_pause_seconds", f'generation="{gen}",') for gen in "012")
     lag_worst = worst_bucket(values, "cyberhub_event_loop_lag_seconds")
     return {"gcByGeneration": gc_by_gen, "lagSamples": lag_total, "lagOver50ms": lag_total - lag_le_50,
             "lagOver40ms": None if lag_le_40 is None else lag_total - lag_le_40,
             "lagOver250ms": lag_total - lag_le_250, "lagWorstBucketS": lag_worst,
             "gcPauses": gc_count,
-            "gcSecondsByGeneration": {gen: values.get(f'cyberhub_gc_pause_seconds_sum{{generation="{gen}"}}', 0)
-                                      for gen in "012"},
-            "gcSeconds": sum(values.get(f'cyberhub_gc_pause_seconds_sum{{generation="{gen}"}}', 0) for gen in "012"),
+            "gcSecondsByGeneration": gc_seconds, "gcSeconds": sum(gc_seconds.values()),
             "gcOver50ms": gc_over, "gcOver50msByGeneration": gc_over_by_gen, "gcWorstBucketS": worst,
             "fastDeliveries": values.get('cyberhub_socket_deliveries_total{path="fast"}', 0),
             "queuedDeliveries": values.get('cyberhub_socket_deliveries_total{path="queued"}', 0)}
