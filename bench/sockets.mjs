@@ -43,6 +43,14 @@ function rssKiB(pid) {
   return m ? Number(m[1]) : null;
 }
 
+// What an engine.io transport error carries: the HTTP status of a failed
+// polling request, or the network error behind it.
+function describe(e) {
+  const d = e && e.description;
+  if (typeof d === "number") return `status ${d}`;
+  return d ? String(d.message || d.code || d) : "";
+}
+
 async function readPlan() {
   if (process.argv[2]) return JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
   let data = "";
@@ -69,9 +77,19 @@ function newClient(base, token) {
     if (!list) state.dropsByKey.set(key, (list = []));
     list.push(t);
   });
+  // The first connection only: a failure gives the client up (counted as not
+  // connected). Once connected the handler goes, so that in a storm a failed
+  // reconnection is retried with the client's back-off, as in a browser.
   return new Promise((resolve) => {
-    socket.once("connect", () => resolve(socket));
-    socket.once("connect_error", (e) => { log("connect_error", e.message); socket.close(); resolve(null); });
+    const failed = (e) => {
+      socket.off("connect", connected);
+      log("connect_error", e.message, describe(e));
+      socket.close();
+      resolve(null);
+    };
+    const connected = () => { socket.off("connect_error", failed); resolve(socket); };
+    socket.once("connect", connected);
+    socket.once("connect_error", failed);
   });
 }
 
@@ -200,14 +218,18 @@ async function storm(plan, sockets) {
   const backAt = new Array(sockets.length).fill(null);
   const t0 = now();
   // Why a client takes long: each failed attempt costs it a back-off of 1, 2, 4, 5 s (± 50 %).
+  // A failure before the transport opens is the manager's reconnect_error; one after
+  // it (e.g. the CONNECT's POST) reaches the socket as connect_error. Both are retried.
   const failures = { attempts: 0, errors: 0, byMessage: {} };
+  const failed = (e) => {
+    failures.errors++;
+    const key = `${e && e.message} ${describe(e)}`.slice(0, 80);
+    failures.byMessage[key] = (failures.byMessage[key] || 0) + 1;
+  };
   sockets.forEach((s) => {
     s.io.on("reconnect_attempt", () => { failures.attempts++; });
-    s.io.on("reconnect_error", (e) => {
-      failures.errors++;
-      const key = String(e && e.message).slice(0, 60);
-      failures.byMessage[key] = (failures.byMessage[key] || 0) + 1;
-    });
+    s.io.on("reconnect_error", failed);
+    s.on("connect_error", failed);
   });
   sockets.forEach((s, i) => {
     s.once("disconnect", () => {
