@@ -66,7 +66,7 @@ def log_secret_scan() -> Any:
         text = f.read()
     os.unlink(path)
     if SERVERS_STARTED:
-        assert "cyberhub.access" in text, "the scan must have seen the run's logs"
+        assert "cyberhub." in text, "the scan must have seen the run's logs"
     leaks = [m for m in SECRET_MARKERS if m in text] + JWT_PATTERN.findall(text) + HMAC_HEX.findall(text)
     assert not leaks, f"secrets in logs: {leaks[:5]}"
 

@@ -377,3 +377,81 @@ def test_engineio_tornado_websocket_send_is_write_message():
     for fragment in ("self.tornado_handler.write_message( message, binary=isinstance(message, bytes))",
                      "except tornado.websocket.WebSocketClosedError: raise exceptions.EngineIOError()"):
         assert flat(fragment) in send, fragment
+
+
+# -- issue 18: a websocket's frames read in a task of their own (realtime/ws_receive.py) ------
+
+
+def test_tornado_builds_a_plain_websocketprotocol13_in_get_websocket_protocol():
+    build = source(tornado.websocket.WebSocketHandler.get_websocket_protocol)
+    assert "return WebSocketProtocol13(self, False, params)" in build
+
+
+def test_tornado_accept_connection_ends_by_awaiting_the_frame_loop_after_open():
+    accept = source(tornado.websocket.WebSocketProtocol13._accept_connection)
+    for fragment in ("handler.finish()", "self.stream = handler._detach_stream()",
+                     "open_result = handler.open(*handler.open_args, **handler.open_kwargs)",
+                     "await self._receive_frame_loop()"):
+        assert flat(fragment) in accept, fragment
+    assert accept.index("handler.finish()") < accept.index("handler.open(") < accept.index("_receive_frame_loop")
+    assert accept.rstrip().endswith("await self._receive_frame_loop()")  # its last step
+
+
+def test_tornado_frame_loop_handles_a_closed_stream_and_reports_the_close_itself():
+    loop = source(tornado.websocket.WebSocketProtocol13._receive_frame_loop)
+    for fragment in ("except StreamClosedError: self._abort()",
+                     "finally: self.handler.on_ws_connection_close(self.close_code, self.close_reason)"):
+        assert flat(fragment) in loop, fragment
+
+
+def test_tornado_execute_only_finishes_an_unfinished_request_after_the_method():
+    execute = source(tornado.web.RequestHandler._execute)
+    assert flat("if result is not None: result = await result "
+                "if self._auto_finish and not self._finished: self.finish()") in execute
+
+
+def test_receive_in_own_task_swaps_only_tornados_own_protocol():
+    from cyberhub.realtime.ws_receive import ReceiveInOwnTask, receive_in_own_task
+
+    class Handler:
+        pass
+
+    params = tornado.websocket._WebSocketParams()
+    proto = tornado.websocket.WebSocketProtocol13(Handler(), mask_outgoing=False, params=params)
+    assert receive_in_own_task(proto) is proto and type(proto) is ReceiveInOwnTask
+    # adds behaviour only: no state of its own, so swapping the class of a built protocol is sound
+    assert "__init__" not in ReceiveInOwnTask.__dict__ and "__slots__" not in ReceiveInOwnTask.__dict__
+
+    class Other(tornado.websocket.WebSocketProtocol13):
+        pass
+
+    other = Other(Handler(), mask_outgoing=False, params=params)
+    assert type(receive_in_own_task(other)) is Other
+    assert receive_in_own_task(None) is None
+
+
+async def test_an_error_escaping_the_frame_loop_is_logged_as_the_request_would_log_it():
+    from cyberhub.realtime.ws_receive import receive_in_own_task
+
+    logged: list[BaseException] = []
+    closed, reported = asyncio.Event(), asyncio.Event()
+
+    class Handler:
+        def on_ws_connection_close(self, code: object, reason: object) -> None:
+            closed.set()
+
+        def log_exception(self, typ: type, value: BaseException, tb: object) -> None:
+            logged.append(value)
+            reported.set()
+
+    class BrokenStream:
+        async def read_bytes(self, n: int) -> bytes:
+            raise RuntimeError("not a closed stream")
+
+    proto = receive_in_own_task(tornado.websocket.WebSocketProtocol13(
+        Handler(), mask_outgoing=False, params=tornado.websocket._WebSocketParams()))
+    proto.stream = BrokenStream()  # type: ignore[assignment]
+    assert await proto._receive_frame_loop() is None  # returns at once: the loop runs in its own task
+    await asyncio.wait_for(closed.wait(), 5)
+    await asyncio.wait_for(reported.wait(), 5)  # the task's done-callback, on a later step
+    assert [str(e) for e in logged] == ["not a closed stream"]

@@ -20,6 +20,8 @@ What it adds:
   SOCKET_MAX_BUFFER_BYTES, declared or streamed, and never kept;
 - a websocket's stream holds at most SOCKET_MAX_PENDING_BYTES unsent
   (cyberhub/realtime/pending.py);
+- its frames are read in a task of their own, so the upgrade request ends
+  once the handshake is answered (cyberhub/realtime/ws_receive.py);
 - a request that would open a new session past SOCKET_MAX_PER_ADDRESS or
   SOCKET_MAX_CONNECTIONS is answered 429 / 503 with the error envelope before
   engine.io sees it (cyberhub/realtime/admission.py).
@@ -33,12 +35,14 @@ from typing import Any
 import socketio
 import tornado.iostream
 import tornado.web
+import tornado.websocket
 
 from cyberhub.realtime.admission import check_before_body, too_large
 from cyberhub.realtime.direct_socket import DirectSocket, can_open_directly, polling_environ
 from cyberhub.realtime.fanout import FastAsyncManager
 from cyberhub.realtime.pending import cap_stream
 from cyberhub.realtime.socket_upgrade import PingTasks, PollingUpgrade, start_upgrade
+from cyberhub.realtime.ws_receive import receive_in_own_task
 
 
 def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandler]:
@@ -109,6 +113,11 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
 
         def get_compression_options(self) -> None:
             return None
+
+        def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
+            # Frames read in a task of their own: the upgrade request ends after
+            # the handshake instead of staying suspended for the socket's life.
+            return receive_in_own_task(super().get_websocket_protocol())
 
         def prepare(self) -> None:
             # (a reservation is released by release_reservation())
