@@ -48,6 +48,10 @@ async def test_a_websocket_first_session_has_no_queue_task_or_upgrade(live):
                       "AsyncServer._handle_connect", "AsyncServer.handle_request"}
         running = {task.get_coro().__qualname__ for task in asyncio.all_tasks()}
         assert "SessionReaper._run" in running and not running & per_socket, running
+        # what nothing reads after the handshake is let go (direct_socket.trim_opened_request)
+        request = sock.handler.request
+        assert request.connection is None and request.server_connection is None and not request.headers
+        assert request.remote_ip == "127.0.0.1"
         # the upgrade request has ended; its frames are read in a task of their own (realtime/ws_receive.py)
         assert "RequestHandler._execute" not in running, running
         assert "WebSocketProtocol13._receive_frame_loop" in running, running

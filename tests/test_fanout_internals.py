@@ -293,6 +293,19 @@ def test_tornado_reads_the_request_only_before_open_and_awaits_on_message():
         source(tornado.websocket.WebSocketProtocol13._handle_message)
     assert "self.ui = None" in source(tornado.web.RequestHandler._break_cycles)
     assert "self._headers = httputil.HTTPHeaders(" in source(tornado.web.RequestHandler.clear)
+    # trim_opened_request drops the request's headers and HTTP/1 connection after open():
+    # what runs later — frames, pings, writes, the close, logging an error — never reads them.
+    proto, handler = tornado.websocket.WebSocketProtocol13, tornado.websocket.WebSocketHandler
+    for later in (proto._receive_frame_loop, proto._receive_frame, proto._handle_message, proto.close,
+                  proto.on_connection_close, proto._abort, proto.write_message, proto._write_frame,
+                  proto.start_pinging, proto.periodic_ping, handler.on_connection_close,
+                  handler.on_ws_connection_close, handler.close, handler.write_message, handler._break_cycles):
+        assert "request" not in source(later), later.__qualname__
+    assert "request.headers" not in source(tornado.web.RequestHandler.log_exception)
+    assert "request.connection" not in source(tornado.web.RequestHandler.log_exception)
+    assert flat("self.request.method, self.request.uri, self.request.remote_ip") in \
+        source(tornado.web.RequestHandler._request_summary)
+    assert "headers" not in source(tornado.httputil.HTTPServerRequest.__repr__)
     assert tornado.websocket.WebSocketProtocol13(
         type("H", (), {})(), mask_outgoing=False, params=tornado.websocket._WebSocketParams())._compressor is None
 

@@ -185,6 +185,8 @@ async def test_the_python_client_upgrades_into_a_direct_socket(live):
         sid = client.eio.sid
         await sessions.until(lambda s: type(s.get(sid)) is DirectSocket, "upgraded into a DirectSocket")
         assert client.transport() == "websocket"
+        request = sio.eio.sockets[sid].handler.request  # trimmed (direct_socket.trim_opened_request)
+        assert request.connection is None and request.server_connection is None and not request.headers
         # neither the upgrade request nor the polling requests are still running (realtime/ws_receive.py)
         running = {task.get_coro().__qualname__ for task in asyncio.all_tasks()}
         assert "RequestHandler._execute" not in running and not running & PER_SOCKET_TASKS, running

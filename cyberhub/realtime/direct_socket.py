@@ -60,7 +60,9 @@ tornado
   - `WebSocketHandler.ws_connection` with `stream`, `is_closing()` and
     `_compressor`; `on_message` awaited per message; after `open()` the
     request's headers and arguments are read by nothing (`_accept_connection`
-    reads them before `open()`); `RequestHandler.ui` is only for templates
+    reads them before `open()`), nor its `connection` and `server_connection`
+    (the handshake has been answered and the stream detached before `open()`:
+    they serve only HTTP requests); `RequestHandler.ui` is only for templates
     (`_break_cycles` sets it to None), and `RequestHandler._headers` holds
     only the response headers (set by `clear()`, written by `flush()`);
     `WebSocketProtocol13.is_closing()` is true once the stream is closed.
@@ -176,12 +178,17 @@ def polling_environ(handler: tornado.web.RequestHandler) -> dict[str, Any]:
 
 def trim_opened_request(handler: tornado.websocket.WebSocketHandler) -> None:
     """Drop what an open websocket's handler keeps but nothing reads again:
-    the request's arguments, the response headers of the 101 already sent,
-    the template namespace. (The request's headers stay: Tornado's suspended
-    `WebSocketHandler.get` and the HTTP1Connection hold them anyway.)"""
+    the request's arguments and headers, its HTTP/1 connection (the stream
+    was detached from it: it is the websocket's now), the response headers of
+    the 101 already sent, the template namespace. The request itself stays
+    (its remote_ip, method and uri are read for logs)."""
     request = handler.request
     request.arguments = request.query_arguments = request.body_arguments = {}
     request.files = {}
+    request.headers = tornado.httputil.HTTPHeaders()
+    # With them go the request-reading task that ended at the upgrade, and the
+    # headers (it holds them too): ~2 KiB per socket.
+    request.connection = request.server_connection = None
     handler._headers = tornado.httputil.HTTPHeaders()
     handler.ui = None
 
