@@ -54,7 +54,7 @@ async def test_a_websocket_first_session_has_no_queue_task_or_upgrade(live):
         assert request.remote_ip == "127.0.0.1"
         # the upgrade request has ended; its frames are read in a task of their own (realtime/ws_receive.py)
         assert "RequestHandler._execute" not in running, running
-        assert "WebSocketProtocol13._receive_frame_loop" in running, running
+        assert "ReceiveInOwnTask._receive_frames" in running, running
         await ws.close()
 
 
@@ -230,3 +230,20 @@ async def test_one_failing_ping_does_not_stop_the_others():
         assert pinged == ["a", "bad", "b", "late"]
     finally:
         pings.close()
+
+
+async def test_a_close_frame_with_a_malformed_reason_ends_the_socket_without_an_error_line(live, caplog):
+    """A client's malformed frame (here a close reason that is not UTF-8) ends
+    its socket; it is logged at debug level, as Tornado does, not as a server
+    error (realtime/ws_receive.py)."""
+    sessions = watch_sessions(live.services.sio)
+    async with aiohttp.ClientSession() as http:
+        ws, handshake = await open_raw(live, http)
+        await ws.send_str("40")
+        assert (await next_message(ws)).data.startswith("40{")
+        with caplog.at_level("DEBUG", logger="tornado.general"):
+            await ws.close(code=1000, message=b"\xff\xfe not UTF-8")
+            await sessions.until(lambda table: handshake["sid"] not in table, "forgot the socket")
+    errors = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= 40]
+    assert errors == []
+    assert any(r.name == "tornado.general" and "Malformed WebSocket" in r.getMessage() for r in caplog.records)

@@ -417,6 +417,15 @@ def test_tornado_frame_loop_handles_a_closed_stream_and_reports_the_close_itself
         assert flat(fragment) in loop, fragment
 
 
+def test_tornado_accept_connection_aborts_on_cancellation_and_logs_a_valueerror_at_debug():
+    accept = source(tornado.websocket.WebSocketProtocol13.accept_connection)
+    assert flat("try: await self._accept_connection(handler) "
+                "except asyncio.CancelledError: self._abort() return "
+                "except ValueError: "
+                'gen_log.debug("Malformed WebSocket request received", exc_info=True) '
+                "self._abort() return") in accept
+
+
 def test_tornado_execute_only_finishes_an_unfinished_request_after_the_method():
     execute = source(tornado.web.RequestHandler._execute)
     assert flat("if result is not None: result = await result "
@@ -466,5 +475,38 @@ async def test_an_error_escaping_the_frame_loop_is_logged_as_the_request_would_l
     proto.stream = BrokenStream()  # type: ignore[assignment]
     assert await proto._receive_frame_loop() is None  # returns at once: the loop runs in its own task
     await asyncio.wait_for(closed.wait(), 5)
-    await asyncio.wait_for(reported.wait(), 5)  # the task's done-callback, on a later step
+    await asyncio.wait_for(reported.wait(), 5)
     assert [str(e) for e in logged] == ["not a closed stream"]
+
+
+async def test_a_malformed_frame_aborts_the_connection_with_a_debug_line_only(caplog):
+    """As Tornado's accept_connection did around the loop: a ValueError (a client's
+    malformed frame) is not logged as a server error."""
+    from cyberhub.realtime.ws_receive import receive_in_own_task
+
+    logged: list[BaseException] = []
+    stream_closed = asyncio.Event()
+
+    class Handler:
+        def on_ws_connection_close(self, code: object, reason: object) -> None:
+            pass
+
+        def log_exception(self, typ: type, value: BaseException, tb: object) -> None:
+            logged.append(value)
+
+    class MalformedStream:
+        async def read_bytes(self, n: int) -> bytes:
+            raise ValueError("a malformed frame")
+
+        def close(self) -> None:
+            stream_closed.set()
+
+    proto = receive_in_own_task(tornado.websocket.WebSocketProtocol13(
+        Handler(), mask_outgoing=False, params=tornado.websocket._WebSocketParams()))
+    proto.stream = MalformedStream()  # type: ignore[assignment]
+    with caplog.at_level("DEBUG", logger="tornado.general"):
+        await proto._receive_frame_loop()
+        await asyncio.wait_for(stream_closed.wait(), 5)  # aborted
+    assert logged == []
+    assert [r.getMessage() for r in caplog.records if r.name == "tornado.general"] == \
+        ["Malformed WebSocket request received"]

@@ -190,7 +190,7 @@ async def test_the_python_client_upgrades_into_a_direct_socket(live):
         # neither the upgrade request nor the polling requests are still running (realtime/ws_receive.py)
         running = {task.get_coro().__qualname__ for task in asyncio.all_tasks()}
         assert "RequestHandler._execute" not in running and not running & PER_SOCKET_TASKS, running
-        assert "WebSocketProtocol13._receive_frame_loop" in running, running
+        assert "ReceiveInOwnTask._receive_frames" in running, running
         for i in range(3):
             await sio.emit("step", {"n": i})
         await recorder.wait_for("step", 3)

@@ -15,8 +15,12 @@ bench/socket_memory.py; bench/README.md, issue 18).
 of its own and returns at once, so the upgrade request finishes as soon as
 the handshake has been answered and `open()` has run. Nothing else changes:
 frames arrive through the same `on_message`, the end through the same
-`on_ws_connection_close` / `on_close`. An exception the loop does not handle
-itself is logged as the request would have logged it (`log_exception`).
+`on_ws_connection_close` / `on_close`, and errors are handled as around the
+loop before: Tornado's `accept_connection` aborts the connection on a
+cancellation, and on a `ValueError` (a malformed frame — a client can send
+one, e.g. a close reason that is not UTF-8) also logs it at debug level
+only; anything else is logged as the request would have logged it
+(`log_exception`).
 
 LIBRARY INTERNALS RELIED ON (checked against tornado 6.6.1;
 tests/test_fanout_internals.py fails if one changes):
@@ -28,6 +32,10 @@ tests/test_fanout_internals.py fails if one changes):
   its last step, `await self._receive_frame_loop()`;
 - `_receive_frame_loop()` handles a closed stream itself (`_abort()`) and
   calls `handler.on_ws_connection_close(...)` in its `finally`;
+- `WebSocketProtocol13.accept_connection`, around `_accept_connection`,
+  catches `asyncio.CancelledError` (`_abort()`) and `ValueError` (a debug
+  line on `tornado.general`, `_abort()`); everything else reached
+  `RequestHandler._execute`, which logged it with `log_exception`;
 - `RequestHandler._execute`, once the method returns, only calls `finish()`
   if the request is not finished (the handshake finished it).
 """
@@ -35,8 +43,10 @@ tests/test_fanout_internals.py fails if one changes):
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import tornado.websocket
+from tornado.log import gen_log
 
 _receiving: set[asyncio.Task] = set()  # referenced until done (asyncio keeps only weak ones)
 
@@ -45,15 +55,22 @@ class ReceiveInOwnTask(tornado.websocket.WebSocketProtocol13):
     """WebSocketProtocol13 whose frame loop runs in its own task (module docstring)."""
 
     async def _receive_frame_loop(self) -> None:
-        task = asyncio.ensure_future(super()._receive_frame_loop())
+        task = asyncio.ensure_future(self._receive_frames())
         _receiving.add(task)
-        task.add_done_callback(self._receiving_done)
+        task.add_done_callback(_receiving.discard)
 
-    def _receiving_done(self, task: asyncio.Task) -> None:
-        _receiving.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            error = task.exception()
-            self.handler.log_exception(type(error), error, error.__traceback__)
+    async def _receive_frames(self) -> None:
+        """Tornado's loop, with the error handling that surrounded it."""
+        try:
+            await super()._receive_frame_loop()
+        except asyncio.CancelledError:
+            self._abort()
+            raise
+        except ValueError:  # as accept_connection: a client's malformed frame is no server error
+            gen_log.debug("Malformed WebSocket request received", exc_info=True)
+            self._abort()
+        except Exception:  # as RequestHandler._execute did
+            self.handler.log_exception(*sys.exc_info())
 
 
 def receive_in_own_task(protocol: tornado.websocket.WebSocketProtocol | None
