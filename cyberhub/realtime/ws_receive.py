@@ -8,7 +8,7 @@ it: `RequestHandler._execute` awaits the handler's `get`, which awaits
 every idle socket kept that whole chain suspended: the request's task and
 its done-callback, and the coroutine frames of `_execute`, engine.io's and
 our `get`, Tornado's `get`, `accept_connection` and `_accept_connection` —
-about 4 KiB of an idle socket's ~18 KiB of Python heap (tracemalloc,
+3.4 of an idle socket's 18.2 KiB of Python heap (tracemalloc,
 bench/socket_memory.py; bench/README.md, issue 18).
 
 `ReceiveInOwnTask` runs the same loop (Tornado's own, unchanged) in a task
