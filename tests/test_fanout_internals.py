@@ -291,6 +291,9 @@ def test_tornado_reads_the_request_only_before_open_and_awaits_on_message():
     assert "handled_future = self._handle_message(opcode, data)" in loop and "await handled_future" in loop
     assert "return self._run_callback(self.handler.on_message, decoded)" in \
         source(tornado.websocket.WebSocketProtocol13._handle_message)
+    # on_message may answer None (handled at once, no task) or an awaitable (run, then awaited)
+    run = source(tornado.websocket.WebSocketProtocol._run_callback)
+    assert flat("result = callback(*args, **kwargs)") in run and flat("if result is None: return None") in run
     assert "self.ui = None" in source(tornado.web.RequestHandler._break_cycles)
     assert "self._headers = httputil.HTTPHeaders(" in source(tornado.web.RequestHandler.clear)
     # trim_opened_request drops the request's headers and HTTP/1 connection after open():

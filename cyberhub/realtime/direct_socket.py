@@ -79,6 +79,7 @@ import logging
 import sys
 import time
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -97,6 +98,7 @@ from cyberhub.realtime.wsframes import text_frame, write_frame
 log = logging.getLogger("cyberhub.direct_socket")
 
 PING_FRAME = text_frame(eio_packet.Packet(eio_packet.PING).encode().encode())
+PONG_MESSAGE = eio_packet.Packet(eio_packet.PONG).encode()  # "3": every client's answer to a ping
 
 
 def can_open_directly(server: engineio.AsyncServer, handler: tornado.websocket.WebSocketHandler) -> bool:
@@ -259,8 +261,19 @@ class DirectSocket(async_socket.AsyncSocket):
             self.write(pkt)
 
     # -- reading: Tornado's on_message, one message at a time ----------------
-    async def received(self, message: str | bytes) -> None:
-        """What engine.io's websocket reader does with one message."""
+    def received(self, message: str | bytes) -> Awaitable[None] | None:
+        """What engine.io's websocket reader does with one message. A pong —
+        what every client sends each ping interval — is handled here and now,
+        as `AsyncSocket.receive` handles it; anything else returns the
+        coroutine that handles it (Tornado runs an `on_message` result in a
+        task of its own, and reads the next frame once it is done)."""
+        if message == PONG_MESSAGE:
+            self.server.logger.info("%s: Received packet %s data %s", self.sid, "PONG", None)
+            self.schedule_ping()
+            return None
+        return self._received(message)
+
+    async def _received(self, message: str | bytes) -> None:
         if len(message) > self.server.max_http_buffer_size:
             self.transport_closed()  # engine.io: a packet too large ends the socket
             return

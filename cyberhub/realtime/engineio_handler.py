@@ -30,6 +30,7 @@ What it adds:
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 from typing import Any
 
 import socketio
@@ -94,13 +95,17 @@ def tornado_handler(sio: socketio.AsyncServer) -> type[tornado.web.RequestHandle
                 return
             await super().open(*args, **kwargs)
 
-        async def on_message(self, message: str | bytes) -> None:
+        def on_message(self, message: str | bytes) -> Awaitable[None] | None:
+            # Not a coroutine function: Tornado makes a task of whatever awaitable
+            # on_message returns, so the messages handled at once (the upgrade
+            # handshake's, a DirectSocket's pongs) return None and cost no task.
             if not self.direct:
-                await super().on_message(message)  # engine.io's own websocket path
-            elif self.eio_socket is not None:  # (None once the session has ended)
-                await self.eio_socket.received(message)
-            elif self.upgrade is not None and self.upgrade.received(message) is not None:
+                return super().on_message(message)  # engine.io's own websocket path
+            if self.eio_socket is not None:  # (None once the session has ended)
+                return self.eio_socket.received(message)
+            if self.upgrade is not None and self.upgrade.received(message) is not None:
                 self.upgrade = None  # switched: this handler carries a DirectSocket now
+            return None
 
         def on_close(self) -> None:
             self.release_reservation()
