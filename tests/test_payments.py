@@ -104,7 +104,8 @@ async def test_non_succeeded_status_is_recorded_and_does_not_use_up_the_id(live)
     assert (await live.api.pay(user["id"], 900, payment_id="pay_slow")).body["duplicate"] is False
     assert (await live.api.pay(user["id"], 900, payment_id="pay_slow")).body["duplicate"] is True
     assert (await live.db.users.find_one({"_id": user["id"]}))["balance"] == 900
-    outcomes = [d["outcome"] for d in await live.db.payment_deliveries.find({}).sort("receivedAt", 1).to_list(None)]
+    arrived = live.db.payment_deliveries.find({}).sort([("receivedAt", 1), ("_id", 1)])
+    outcomes = [d["outcome"] for d in await arrived.to_list(None)]
     assert outcomes == ["recorded", "recorded", "recorded", "credited", "duplicate"]
     await assert_money_invariants(live.db)
 
@@ -115,7 +116,7 @@ async def test_same_payment_id_with_different_amount_is_409_and_not_credited(liv
     reply = await live.api.pay(user["id"], 100_000, payment_id="pay_x")
     assert reply.status == 409 and reply.body["code"] == "payment_conflict"
     assert (await live.db.users.find_one({"_id": user["id"]}))["balance"] == 100
-    last = await live.db.payment_deliveries.find({}).sort("receivedAt", -1).limit(1).to_list(None)
+    last = await live.db.payment_deliveries.find({}).sort([("receivedAt", -1), ("_id", -1)]).limit(1).to_list(None)
     assert last[0]["outcome"] == "refused:payment_conflict"
 
 

@@ -10,7 +10,8 @@ from collections import Counter
 
 import pytest
 
-from cyberhub.platform.ids import now
+from cyberhub.money import webhook
+from cyberhub.platform.ids import now, ordered_id
 from cyberhub.server import recovery
 from tests.support.client import connect_socket
 from tests.support.invariants import assert_money_invariants
@@ -121,6 +122,31 @@ async def test_deliveries_list_filters_and_pages(live):
     assert seen == [d["paymentId"] for d in mine]
     assert (await live.api.get("/api/admin/payments?cursor=x", token=token)).status == 400
     assert (await live.api.get("/api/admin/payments?status=" + "s" * 33, token=token)).status == 400
+
+
+async def test_deliveries_of_one_millisecond_list_in_the_order_they_arrived(live):
+    """Deliveries are timed to the millisecond and a webhook is answered in
+    about one: a burst has several per millisecond. Newest first must still
+    be exactly the reverse of arrival (their ids sort in the order made)."""
+    _, user_id = await funded_user(live, "burst", 0)
+    settings = live.services.settings
+    rules = webhook.PaymentRules(secret=settings.webhook_key, tolerance_seconds=settings.payment_tolerance_seconds,
+                                 currency=settings.currency, max_amount=settings.payment_max_amount)
+    sent = [f"burst{n:02d}" for n in range(30)]
+    for payment_id in sent:  # in-process, a few per millisecond (over HTTP each takes about one)
+        raw, headers = live.api.webhook({"paymentId": payment_id, "userId": user_id, "amount": 10,
+                                         "currency": settings.currency, "status": "succeeded"})
+        result = await webhook.handle_delivery(live.db, raw_body=raw, signature=headers["X-Signature"],
+                                               rules=rules, remote_ip="127.0.0.1")
+        assert not result.duplicate
+    listed = await deliveries(live, f"userId={user_id}&limit=100")
+    assert [d["paymentId"] for d in listed] == sent[::-1]
+
+
+def test_ordered_ids_sort_in_the_order_they_were_made():
+    made = [ordered_id() for _ in range(10_000)]
+    assert made == sorted(made) and len(set(made)) == len(made)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in made[:10])
 
 
 async def test_reversals_racing_deliveries_recovery_and_other_moves(live):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from cyberhub.platform import pages
-from cyberhub.platform.ids import as_utc, new_id, now
+from cyberhub.platform.ids import as_utc, now, ordered_id
 from cyberhub.store.db import Database, insert_once
 
 # "<createdAt epoch millis>_<entry id>" (cyberhub/platform/pages.py); empty = the first page.
@@ -16,7 +16,7 @@ CURSOR_PATTERN = pages.cursor_pattern()
 async def append(db: Database, *, admin_id: str, action: str, target: str, details: dict[str, Any] | None = None,
                  entry_id: str | None = None) -> dict:
     """`entry_id` makes the append idempotent (e.g. the adjustment's id)."""
-    entry = {"_id": entry_id or new_id(), "adminId": admin_id, "action": action, "target": target,
+    entry = {"_id": entry_id or ordered_id(), "adminId": admin_id, "action": action, "target": target,
              "details": details or {}, "createdAt": now()}
     if entry_id:
         await insert_once(db.admin_audit, entry)

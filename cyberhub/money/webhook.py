@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from cyberhub.money import payments, reversals
 from cyberhub.money.models import PaymentCallback
 from cyberhub.platform.errors import AppError, BadRequest, NotFound, Unauthorized
-from cyberhub.platform.ids import new_id, now
+from cyberhub.platform.ids import now, ordered_id
 from cyberhub.platform.validation import parse_json
 from cyberhub.store.db import Database, is_unavailable_error
 
@@ -89,7 +89,7 @@ async def handle_delivery(
 ) -> DeliveryResult:
     """`before_storing_forged` runs when the signature is bad, before the audit
     record is written; it may refuse the delivery (e.g. a per-IP limit)."""
-    delivery_id = new_id()
+    delivery_id = ordered_id()  # same-millisecond deliveries list in arrival order
     received = now()
     forged: Unauthorized | None = None
     try:
