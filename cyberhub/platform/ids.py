@@ -14,26 +14,17 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-class _OrderedIds:
-    """Ids that sort in the order this process made them, 32 hex digits like
+_made = itertools.count()
+
+
+def ordered_id() -> str:
+    """An id that sorts in the order this process made it, 32 hex digits like
     new_id(): the wall-clock milliseconds (12), a per-process counter (8) and
     random (12). Lists of records newest first go by (time, `_id`)
     (platform/pages.py), and records are timed to the millisecond: two made in
     the same millisecond — a payment provider's retries, a burst of webhooks —
     then keep the order they arrived in instead of a random one."""
-
-    def __init__(self) -> None:
-        self.reset()
-        os.register_at_fork(after_in_child=self.reset)
-
-    def reset(self) -> None:
-        self.counter = itertools.count()
-
-    def next(self) -> str:
-        return f"{time.time_ns() // 1_000_000:012x}{next(self.counter) & 0xFFFFFFFF:08x}{secrets.token_hex(6)}"
-
-
-ordered_id = _OrderedIds().next
+    return f"{time.time_ns() // 1_000_000:012x}{next(_made) & 0xFFFFFFFF:08x}{secrets.token_hex(6)}"
 
 
 class _RequestIds:
