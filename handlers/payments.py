@@ -36,17 +36,11 @@ class PaymentCallbackHandler(BaseHandler):
         self.write_json(PaymentResponse(duplicate=result.duplicate))
 
     async def _deliver(self, ip: str) -> webhook.DeliveryResult:
-        settings = self.services.settings
         return await webhook.handle_delivery(
             self.db,
             raw_body=self.raw_body,
             signature=self.request.headers.get("X-Signature"),
-            rules=webhook.PaymentRules(
-                secret=settings.webhook_key,
-                tolerance_seconds=settings.payment_tolerance_seconds,
-                currency=settings.currency,
-                max_amount=settings.payment_max_amount,
-            ),
+            rules=webhook.PaymentRules.from_settings(self.services.settings),
             remote_ip=ip,
             # Forged deliveries are stored for audit, but past the limit per IP they
             # are refused before anything is stored. Signed ones are never limited.

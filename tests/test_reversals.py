@@ -130,8 +130,7 @@ async def test_deliveries_of_one_millisecond_list_in_the_order_they_arrived(live
     be exactly the reverse of arrival (their ids sort in the order made)."""
     _, user_id = await funded_user(live, "burst", 0)
     settings = live.services.settings
-    rules = webhook.PaymentRules(secret=settings.webhook_key, tolerance_seconds=settings.payment_tolerance_seconds,
-                                 currency=settings.currency, max_amount=settings.payment_max_amount)
+    rules = webhook.PaymentRules.from_settings(settings)
     sent = [f"burst{n:02d}" for n in range(30)]
     for payment_id in sent:  # in-process, a few per millisecond (over HTTP each takes about one)
         raw, headers = live.api.webhook({"paymentId": payment_id, "userId": user_id, "amount": 10,

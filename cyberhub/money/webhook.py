@@ -19,6 +19,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cyberhub.money import payments, reversals
 from cyberhub.money.models import PaymentCallback
@@ -26,6 +27,9 @@ from cyberhub.platform.errors import AppError, BadRequest, NotFound, Unauthorize
 from cyberhub.platform.ids import now, ordered_id
 from cyberhub.platform.validation import parse_json
 from cyberhub.store.db import Database, is_unavailable_error
+
+if TYPE_CHECKING:
+    from settings import Settings
 
 log = logging.getLogger("cyberhub.payments")
 
@@ -76,6 +80,11 @@ class PaymentRules:
     tolerance_seconds: int
     currency: str
     max_amount: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PaymentRules:
+        return cls(secret=settings.webhook_key, tolerance_seconds=settings.payment_tolerance_seconds,
+                   currency=settings.currency, max_amount=settings.payment_max_amount)
 
 
 async def handle_delivery(
