@@ -455,61 +455,53 @@ def test_receive_in_own_task_swaps_only_tornados_own_protocol():
     assert receive_in_own_task(None) is None
 
 
+class FailingFrames:
+    """A stand-in stream whose every read raises `error`, and the handler
+    callbacks the frame loop makes: what it logged, when the close was
+    reported, when the stream was closed (aborted)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.logged: list[BaseException] = []
+        self.reported, self.close_reported, self.closed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def read_bytes(self, n: int) -> bytes:
+        raise self.error
+
+    def close(self) -> None:
+        self.closed.set()
+
+    def on_ws_connection_close(self, code: object, reason: object) -> None:
+        self.close_reported.set()
+
+    def log_exception(self, typ: type, value: BaseException, tb: object) -> None:
+        self.logged.append(value)
+        self.reported.set()
+
+    def protocol(self) -> tornado.websocket.WebSocketProtocol13:
+        from cyberhub.realtime.ws_receive import receive_in_own_task
+
+        proto = receive_in_own_task(tornado.websocket.WebSocketProtocol13(
+            self, mask_outgoing=False, params=tornado.websocket._WebSocketParams()))
+        proto.stream = self  # type: ignore[assignment]
+        return proto
+
+
 async def test_an_error_escaping_the_frame_loop_is_logged_as_the_request_would_log_it():
-    from cyberhub.realtime.ws_receive import receive_in_own_task
-
-    logged: list[BaseException] = []
-    closed, reported = asyncio.Event(), asyncio.Event()
-
-    class Handler:
-        def on_ws_connection_close(self, code: object, reason: object) -> None:
-            closed.set()
-
-        def log_exception(self, typ: type, value: BaseException, tb: object) -> None:
-            logged.append(value)
-            reported.set()
-
-    class BrokenStream:
-        async def read_bytes(self, n: int) -> bytes:
-            raise RuntimeError("not a closed stream")
-
-    proto = receive_in_own_task(tornado.websocket.WebSocketProtocol13(
-        Handler(), mask_outgoing=False, params=tornado.websocket._WebSocketParams()))
-    proto.stream = BrokenStream()  # type: ignore[assignment]
-    assert await proto._receive_frame_loop() is None  # returns at once: the loop runs in its own task
-    await asyncio.wait_for(closed.wait(), 5)
-    await asyncio.wait_for(reported.wait(), 5)
-    assert [str(e) for e in logged] == ["not a closed stream"]
+    frames = FailingFrames(RuntimeError("not a closed stream"))
+    assert await frames.protocol()._receive_frame_loop() is None  # returns at once: the loop runs in its own task
+    await asyncio.wait_for(frames.close_reported.wait(), 5)
+    await asyncio.wait_for(frames.reported.wait(), 5)
+    assert [str(e) for e in frames.logged] == ["not a closed stream"]
 
 
 async def test_a_malformed_frame_aborts_the_connection_with_a_debug_line_only(caplog):
     """As Tornado's accept_connection did around the loop: a ValueError (a client's
     malformed frame) is not logged as a server error."""
-    from cyberhub.realtime.ws_receive import receive_in_own_task
-
-    logged: list[BaseException] = []
-    stream_closed = asyncio.Event()
-
-    class Handler:
-        def on_ws_connection_close(self, code: object, reason: object) -> None:
-            pass
-
-        def log_exception(self, typ: type, value: BaseException, tb: object) -> None:
-            logged.append(value)
-
-    class MalformedStream:
-        async def read_bytes(self, n: int) -> bytes:
-            raise ValueError("a malformed frame")
-
-        def close(self) -> None:
-            stream_closed.set()
-
-    proto = receive_in_own_task(tornado.websocket.WebSocketProtocol13(
-        Handler(), mask_outgoing=False, params=tornado.websocket._WebSocketParams()))
-    proto.stream = MalformedStream()  # type: ignore[assignment]
+    frames = FailingFrames(ValueError("a malformed frame"))
     with caplog.at_level("DEBUG", logger="tornado.general"):
-        await proto._receive_frame_loop()
-        await asyncio.wait_for(stream_closed.wait(), 5)  # aborted
-    assert logged == []
+        await frames.protocol()._receive_frame_loop()
+        await asyncio.wait_for(frames.closed.wait(), 5)  # aborted
+    assert frames.logged == []
     assert [r.getMessage() for r in caplog.records if r.name == "tornado.general"] == \
         ["Malformed WebSocket request received"]
