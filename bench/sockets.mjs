@@ -218,18 +218,17 @@ async function storm(plan, sockets) {
   const backAt = new Array(sockets.length).fill(null);
   const t0 = now();
   // Why a client takes long: each failed attempt costs it a back-off of 1, 2, 4, 5 s (± 50 %).
-  // A failure before the transport opens is the manager's reconnect_error; one after
-  // it (e.g. the CONNECT's POST) reaches the socket as connect_error. Both are retried.
+  // Every failed attempt reaches the socket as connect_error, before its transport opened
+  // (the manager's error, which the manager also reports as reconnect_error: not counted
+  // twice) or after (e.g. the CONNECT's POST). Both are retried.
   const failures = { attempts: 0, errors: 0, byMessage: {} };
-  const failed = (e) => {
-    failures.errors++;
-    const key = `${e && e.message} ${describe(e)}`.slice(0, 80);
-    failures.byMessage[key] = (failures.byMessage[key] || 0) + 1;
-  };
   sockets.forEach((s) => {
     s.io.on("reconnect_attempt", () => { failures.attempts++; });
-    s.io.on("reconnect_error", failed);
-    s.on("connect_error", failed);
+    s.on("connect_error", (e) => {
+      failures.errors++;
+      const key = `${e && e.message} ${describe(e)}`.slice(0, 80);
+      failures.byMessage[key] = (failures.byMessage[key] || 0) + 1;
+    });
   });
   sockets.forEach((s, i) => {
     s.once("disconnect", () => {
